@@ -1,0 +1,257 @@
+"""The memory core: add() latency as the history grows, context() time, store size, and compression ratios.
+
+    python benchmarks/memory.py [--turns 10000] [--out benchmarks/results/memory.json]
+
+A long, realistic conversation is built from the bundled sample (``optical_memory/data/sample_conversation.json``:
+English and Chinese, prose, code and tool output), repeated with small variations (a round number in each
+turn, paragraphs rotated), after its system prompt. Measured, in one process:
+
+* ``add()`` on a file store (WAL) with the default config: median, p99 and mean latency over the 100
+  adds ending at 100, 1,000 and 10,000 turns. The baseline is the renderer's own work for the same turns
+  in the same process, interleaved add by add: a bare :class:`~optical_memory.renderers.PagePacker` fed
+  the same turns plus a PNG encode of each sealed page. ``add / baseline`` shows what the memory adds (SQLite, bookkeeping, decay);
+  flatness shows as the same figures at 100 and 10,000 turns.
+* ``context()`` time at each checkpoint: the Hugging Face format (PIL images, no encoding), OpenAI chat
+  (base64 PNG per page), and OpenAI with a 32k budget.
+* store bytes per 1,000 turns (database plus WAL, after a checkpoint).
+* the compression ratio ``history_text_tokens / context_tokens`` per provider at a few budgets, on the
+  memory at 1,000 turns.
+
+Results print as tables and go to a JSON file with the machine, versions and git commit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import PIL
+
+from optical_memory import __version__
+from optical_memory.conversation import load_conversation
+from optical_memory.errors import ConfigError
+from optical_memory.images import encode_png
+from optical_memory.memory import OpticalMemory
+from optical_memory.renderers import PagePacker
+from optical_memory.types import Turn
+
+SAMPLE = Path(__file__).resolve().parents[1] / "optical_memory" / "data" / "sample_conversation.json"
+CHECKPOINTS = (100, 1_000, 10_000)
+WINDOW = 100
+PROVIDERS = (
+    "deepseek-ocr",
+    "openai:gpt-4o",
+    "anthropic:claude-sonnet-4-5",
+    "gemini:gemini-2.0-flash",
+    "qwen2.5-vl",
+)
+BUDGETS = (None, 64_000, 32_000, 16_000, 8_000)
+
+
+def long_conversation(n: int) -> list[Turn]:
+    """``n`` turns: the sample's system prompt, then its other turns repeated with small variations."""
+    sample = load_conversation(SAMPLE)
+    system = [t for t in sample if t.role == "system"][:1]
+    body = [t for t in sample if t.role != "system"]
+    out = list(system)
+    k = 0
+    while len(out) < n:
+        t = body[k % len(body)]
+        rnd = k // len(body)
+        paras = t.content.split("\n\n")
+        if rnd and len(paras) > 2 and "```" not in t.content:
+            shift = rnd % len(paras)
+            paras = paras[shift:] + paras[:shift]
+        out.append(Turn(t.role, f"[round {rnd}] " + "\n\n".join(paras), t.name))
+        k += 1
+    return out[:n]
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def window_stats(lat: list[float], end: int) -> dict[str, float]:
+    part = lat[max(0, end - WINDOW) : end]
+    return {
+        "median_ms": statistics.median(part) * 1e3,
+        "p99_ms": pct(part, 0.99) * 1e3,
+        "mean_ms": statistics.fmean(part) * 1e3,
+    }
+
+
+class Baseline:
+    """The renderer's own work per add: pack the turn leaving the window, encode the pages it sealed."""
+
+    def __init__(self, turns: list[Turn], recent: int) -> None:
+        self.turns, self.recent, self.packer = turns, recent, PagePacker()
+
+    def step(self, i: int) -> None:
+        j = i - self.recent
+        if j >= 1:  # turn 0 is the system prompt, which stays text
+            for page in self.packer.add(self.turns[j], j):
+                encode_png(page.image)
+
+
+def timed(fn: Any, repeat: int = 3) -> float:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1e3
+
+
+def store_bytes(path: Path) -> int:
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return sum(p.stat().st_size for p in path.parent.glob(path.name + "*"))
+
+
+def run_scaling(turns: list[Turn], tmp: Path, marks: tuple[int, ...]) -> dict[str, Any]:
+    path = tmp / "bench.db"
+    memory = OpticalMemory.open(path)
+    recent = memory.config.recent_turns or 0
+    baseline = Baseline(turns, recent)
+    lat: list[float] = []
+    base: list[float] = []
+    checkpoints: dict[int, dict[str, Any]] = {}
+    ratio_memory = None
+    for i, turn in enumerate(turns):
+        start = time.perf_counter()
+        memory.add(turn)
+        lat.append(time.perf_counter() - start)
+        start = time.perf_counter()  # interleaved, so both sides see the same machine load
+        baseline.step(i)
+        base.append(time.perf_counter() - start)
+        n = i + 1
+        if n in marks:
+            checkpoints[n] = {
+                "pages": len(memory.pages()),
+                "context_hf_ms": timed(lambda: memory.context()),
+                "context_openai_ms": timed(lambda: memory.context(provider="openai:gpt-4o"), repeat=1),
+                "context_openai_32k_ms": timed(
+                    lambda: memory.context(provider="openai:gpt-4o", budget=32_000)
+                ),
+                "store_bytes": store_bytes(path),
+            }
+            if n == min(1_000, marks[-1]):
+                ratio_memory = run_ratios(memory)
+            print(f"  {n} turns added", file=sys.stderr, flush=True)
+    memory.close()
+    rows = {}
+    for n, extra in checkpoints.items():
+        mine, ref = window_stats(lat, n), window_stats(base, n)
+        rows[str(n)] = {
+            "add": mine,
+            "baseline": ref,
+            "add_over_baseline_mean": mine["mean_ms"] / ref["mean_ms"],
+            "store_bytes_per_1000_turns": extra["store_bytes"] / n * 1000,
+            **extra,
+        }
+    return {"checkpoints": rows, "ratios": ratio_memory}
+
+
+def run_ratios(memory: OpticalMemory) -> list[dict[str, Any]]:
+    out = []
+    for provider in PROVIDERS:
+        for budget in BUDGETS:
+            try:
+                usage = memory.context(provider=provider, budget=budget).usage
+            except ConfigError as exc:
+                out.append({"provider": provider, "budget": budget, "error": str(exc)})
+                continue
+            out.append(
+                {
+                    "provider": provider,
+                    "budget": budget,
+                    "history_text_tokens": usage.history_text_tokens,
+                    "context_tokens": usage.context_tokens,
+                    "ratio": usage.ratio,
+                    "pages_per_rung": dict(usage.pages_per_rung),
+                    "forgotten_for_budget": len(usage.forgotten_for_budget),
+                }
+            )
+    return out
+
+
+def environment() -> dict[str, Any]:
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, cwd=SAMPLE.parent
+        ).stdout.strip()
+    except (subprocess.CalledProcessError, OSError):
+        commit = "uncommitted"
+    return {
+        "machine": platform.machine(),
+        "processor": platform.processor(),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "pillow": PIL.__version__,
+        "sqlite": sqlite3.sqlite_version,
+        "optical_memory": __version__,
+        "commit": commit,
+    }
+
+
+def print_tables(result: dict[str, Any]) -> None:
+    print(
+        f"{'turns':>6} {'add med':>8} {'add p99':>8} {'add mean':>9} {'base mean':>9} {'ratio':>6} "
+        f"{'ctx hf':>8} {'ctx oai':>8} {'ctx 32k':>8} {'KB/1k turns':>11}"
+    )
+    for n, row in result["checkpoints"].items():
+        a, b = row["add"], row["baseline"]
+        print(
+            f"{n:>6} {a['median_ms']:>7.2f}ms {a['p99_ms']:>7.1f}ms {a['mean_ms']:>8.2f}ms "
+            f"{b['mean_ms']:>8.2f}ms {row['add_over_baseline_mean']:>6.2f} {row['context_hf_ms']:>7.0f}ms "
+            f"{row['context_openai_ms']:>7.0f}ms {row['context_openai_32k_ms']:>7.0f}ms "
+            f"{row['store_bytes_per_1000_turns'] / 1024:>11.0f}"
+        )
+    if result["ratios"]:
+        print(
+            f"\n{'provider':<30} {'budget':>7} {'history':>8} {'context':>8} {'ratio':>6}  rungs (L/B/S/T/F)"
+        )
+        for r in result["ratios"]:
+            if "error" in r:
+                print(f"{r['provider']:<30} {r['budget']!s:>7}  {r['error'][:60]}")
+                continue
+            rungs = "/".join(str(v) for v in r["pages_per_rung"].values())
+            print(
+                f"{r['provider']:<30} {r['budget']!s:>7} {r['history_text_tokens']:>8} "
+                f"{r['context_tokens']:>8} {r['ratio']:>6.2f}  {rungs}"
+            )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--turns", type=int, default=CHECKPOINTS[-1])
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/memory.json"))
+    args = parser.parse_args()
+    checkpoints = tuple(c for c in CHECKPOINTS if c <= args.turns) or (args.turns,)
+    turns = long_conversation(args.turns)
+    warm = PagePacker()  # load fonts and caches once, so neither side pays for them
+    warm.add(turns[1], 1)
+    warm.seal()
+    with tempfile.TemporaryDirectory() as tmp:
+        result = run_scaling(turns, Path(tmp), checkpoints)
+    result["environment"] = environment()
+    result["turns"] = args.turns
+    print_tables(result)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2))
+    print(f"\nwrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,246 @@
+"""User settings of a memory: :class:`MemoryConfig` (pydantic, strict, saved with each stored session).
+
+A config says how large the recent text window is, at which size pages are rendered, whether the text of
+paged turns is kept, which decay policy assigns rungs (and its settings), and the default target provider
+and budget of :meth:`OpticalMemory.context <optical_memory.memory.OpticalMemory.context>`.
+
+Validation happens at the boundary: unknown fields, an unknown policy or provider name, or policy
+settings the policy does not accept are refused when the config is built. :func:`as_config` turns a
+mapping, a JSON string or a config into a :class:`MemoryConfig` and reports problems as
+:class:`~optical_memory.errors.ConfigError` (pydantic's own ``ValidationError`` is a ``ValueError`` too).
+
+``encoder`` (an :class:`EncoderConfig`, or its name as a string) chooses the vision encoder of the
+``embeddings`` context format; None keeps the deterministic fake encoder, so nothing in the core needs torch.
+
+A stored session keeps its config. Reopening with another config replaces it only when the two are
+compatible (:meth:`MemoryConfig.check_compatible`): ``page_size`` cannot change, because stored pages
+were laid out at that size.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from optical_memory import ladder
+from optical_memory.errors import ConfigError, OpticalMemoryError
+
+PAGE_SIZES = tuple(s.size for s in ladder.LADDER)
+
+
+class EncoderConfig(BaseModel):
+    """Which vision encoder turns pages into vision tokens, and where its checkpoint lives.
+
+    ``name`` is a key of :data:`optical_memory.encoders.ENCODERS`. ``path`` is a DeepSeek-OCR checkpoint folder
+    as users download it: required for ``deepseek`` (the DeepEncoder's weights); for either encoder it also
+    provides the tokenizer (``tokenizer.json``) and the language model's token embeddings
+    (``model.embed_tokens.weight``, memory-mapped) that the ``embeddings`` context format needs. With ``fake``
+    and a ``path``, the fake tokens take the checkpoint's hidden size. ``tokenizer`` names a ``tokenizer.json``
+    when the folder has none (or when there is no folder: the ``embeddings`` format then gives ids and vision
+    tokens but no ``inputs_embeds``).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(
+        default="fake", description="Encoder: 'fake' (numpy only) or 'deepseek' (needs the model extra)."
+    )
+    path: str | None = Field(
+        default=None, description="DeepSeek-OCR checkpoint folder (required for 'deepseek')."
+    )
+    device: str | None = Field(
+        default=None, description="'deepseek' only: torch device (default CUDA when available, else CPU)."
+    )
+    dtype: str | None = Field(
+        default=None,
+        description="'deepseek' only: float32, bfloat16 or float16 (default bf16 on CUDA, fp32 on CPU).",
+    )
+    batch_size: int | None = Field(default=None, ge=1, description="'deepseek' only: pages per forward pass.")
+    tokenizer: str | None = Field(
+        default=None, description="A tokenizer.json to use instead of the one in the checkpoint folder."
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _name_known(cls, value: str) -> str:
+        from optical_memory.encoders.base import ENCODERS
+
+        name = value.strip().lower()
+        if name not in ENCODERS:
+            raise ValueError(f"unknown encoder {value!r}: use one of {', '.join(sorted(ENCODERS))}")
+        return name
+
+    @field_validator("dtype")
+    @classmethod
+    def _dtype_known(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        name = value.strip().lower().removeprefix("torch.")
+        canonical = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}.get(name, name)
+        if canonical not in ("float32", "bfloat16", "float16"):
+            raise ValueError(f"unknown dtype {value!r}: use float32, bfloat16 or float16")
+        return canonical
+
+    @model_validator(mode="after")
+    def _options_fit(self) -> EncoderConfig:
+        if self.name == "deepseek" and not self.path:
+            raise ValueError("the 'deepseek' encoder needs path=<folder of the DeepSeek-OCR checkpoint>")
+        if self.name == "fake":
+            extra = [f for f in ("device", "dtype", "batch_size") if getattr(self, f) is not None]
+            if extra:
+                raise ValueError(f"{', '.join(extra)} apply to the 'deepseek' encoder only")
+        return self
+
+
+class MemoryConfig(BaseModel):
+    """How an :class:`~optical_memory.memory.OpticalMemory` keeps its history.
+
+    The recent window is the longest run of newest turns that satisfies both limits (``None`` lifts a
+    limit); turns leaving it are packed, in order, into pages. Leading system turns (the system prompt)
+    always stay text and count against neither limit.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    recent_turns: int | None = Field(
+        default=8,
+        ge=0,
+        description="Newest turns kept as text (None: no limit by count; 0: page every turn).",
+    )
+    recent_tokens: int | None = Field(
+        default=None, ge=0, description="Most o200k tokens the recent text window may hold (None: no limit)."
+    )
+    page_size: int = Field(
+        default=1280,
+        description=f"Side in pixels at which pages are rendered: the top rung ({', '.join(map(str, PAGE_SIZES))}).",
+    )
+    keep_text: bool = Field(
+        default=False,
+        description="Keep the text of paged turns too (exact recall; pages pinned sharper are re-rendered).",
+    )
+    policy: str = Field(default="age", description="Decay policy assigning rungs: 'age' or 'budget'.")
+    policy_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Settings of the policy, e.g. {'unit': 'pages', 'large': 2, 'base': 4, 'small': 8}.",
+    )
+    provider: str = Field(
+        default="deepseek-ocr",
+        description="Default target of context(), e.g. 'openai:gpt-4o' (prices images).",
+    )
+    budget: int | None = Field(
+        default=None,
+        ge=1,
+        description="Default token budget of context() in the provider's tokens (None: none).",
+    )
+    encoder: EncoderConfig | None = Field(
+        default=None,
+        description=(
+            "Vision encoder for the 'embeddings' context, e.g. {'name': 'deepseek', 'path': <checkpoint folder>} "
+            "(None: the deterministic fake encoder, which needs no torch)."
+        ),
+    )
+
+    @field_validator("encoder", mode="before")
+    @classmethod
+    def _encoder_shorthand(cls, value: Any) -> Any:
+        return {"name": value} if isinstance(value, str) else value
+
+    @field_validator("page_size")
+    @classmethod
+    def _page_size_on_ladder(cls, value: int) -> int:
+        if value not in PAGE_SIZES:
+            raise ValueError(f"page_size must be one of the ladder sizes {PAGE_SIZES}; got {value}")
+        return value
+
+    @field_validator("provider")
+    @classmethod
+    def _provider_known(cls, value: str) -> str:
+        from optical_memory.providers import get_provider
+
+        try:
+            return get_provider(value).name
+        except OpticalMemoryError as exc:
+            raise ValueError(str(exc)) from None
+
+    @model_validator(mode="after")
+    def _policy_builds(self) -> MemoryConfig:
+        try:
+            self.build_policy()
+        except OpticalMemoryError as exc:
+            raise ValueError(str(exc)) from None
+        except TypeError as exc:  # an option the policy does not take
+            raise ValueError(f"bad options for policy {self.policy!r}: {exc}") from None
+        if self.recent_turns is None and self.recent_tokens is None:
+            raise ValueError(
+                "set recent_turns or recent_tokens (or both); with neither nothing is ever paged"
+            )
+        return self
+
+    @property
+    def top_rung(self) -> ladder.Rung:
+        """The rung at which pages are rendered (the sharpest a page can be)."""
+        rung = ladder.rung_for_size(self.page_size)
+        assert rung is not None  # checked by the validator
+        return rung
+
+    def build_policy(self) -> Any:
+        """A fresh policy object built from ``policy`` and ``policy_options``.
+
+        Raises:
+            ConfigError: If the policy name is unknown or its options are invalid.
+        """
+        from optical_memory.policies import get_policy
+
+        try:
+            return get_policy(self.policy, **self.policy_options)
+        except TypeError as exc:
+            raise ConfigError(f"bad options for policy {self.policy!r}: {exc}") from None
+
+    def check_compatible(self, stored: MemoryConfig) -> None:
+        """Check that this config can replace ``stored`` for an existing session.
+
+        Raises:
+            ConfigError: If ``page_size`` differs (stored pages were laid out at the stored size).
+        """
+        if self.page_size != stored.page_size:
+            raise ConfigError(
+                f"page_size {self.page_size} does not match the session's stored page_size "
+                f"{stored.page_size}: pages already stored were laid out at that size; open without a "
+                "config, or use a new session"
+            )
+
+    def to_json(self) -> str:
+        """The config as compact, key-sorted JSON (the form the store saves)."""
+        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+
+
+def as_config(value: MemoryConfig | Mapping[str, Any] | str | None) -> MemoryConfig:
+    """Turn a config, a mapping of settings, a JSON string, or None (defaults) into a MemoryConfig.
+
+    Raises:
+        ConfigError: If the settings are invalid (the message names each bad field).
+    """
+    if isinstance(value, MemoryConfig):
+        return value
+    try:
+        if value is None:
+            return MemoryConfig()
+        if isinstance(value, str):
+            return MemoryConfig.model_validate_json(value)
+        if isinstance(value, Mapping):
+            return MemoryConfig.model_validate(dict(value))
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None
+    raise ConfigError(f"config must be a MemoryConfig, a dict or JSON; got {type(value).__name__}")
+
+
+def _describe(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err.get("loc", ())) or "config"
+        msg = err.get("msg", "invalid").removeprefix("Value error, ")
+        parts.append(f"{where}: {msg}")
+    return "invalid memory config: " + "; ".join(parts)

@@ -1,0 +1,148 @@
+"""The memory's in-RAM bookkeeping: turn and page records, and a small cache of decoded page images.
+
+Internal to :mod:`optical_memory.memory`. Page metadata lives here so that an ``add()`` never reads old
+pages back from the store; pixels are decoded only when a context or ``page_image()`` needs them, and the
+decoded images are kept in a least-recently-used cache keyed by (page, rung).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+
+from PIL import Image
+
+from optical_memory.ladder import Rung, as_rung
+from optical_memory.store import PageRow
+from optical_memory.types import Turn, TurnSpan
+
+
+@dataclass(slots=True)
+class TurnRecord:
+    """One stored turn. ``content`` is None once its text was forgotten."""
+
+    role: str
+    name: str | None
+    content: str | None
+    tokens: dict[str, int]
+    added: float
+
+    def turn(self) -> Turn:
+        """The turn as a :class:`Turn` (its text must still be kept)."""
+        assert self.content is not None, "the text of this turn was forgotten"
+        return Turn(self.role, self.content, self.name)
+
+
+@dataclass(slots=True)
+class Page:
+    """A sealed page's metadata (mutable: its rung and pin change)."""
+
+    page_id: int
+    rung: Rung
+    spans: tuple[TurnSpan, ...]
+    text_tokens: int
+    missing_glyphs: int
+    sealed_at: float
+    pinned: Rung | None = None
+
+    @property
+    def turns(self) -> tuple[int, int]:
+        """Ids of the first and last turn on the page."""
+        return (self.spans[0].turn, self.spans[-1].turn) if self.spans else (-1, -1)
+
+    @classmethod
+    def from_row(cls, row: PageRow) -> Page:
+        """The record of a stored page."""
+        return cls(
+            row.page_id,
+            as_rung(row.rung),
+            tuple(TurnSpan(*s) for s in row.spans),
+            row.text_tokens,
+            row.missing_glyphs,
+            row.sealed_at,
+            None if row.pinned is None else as_rung(row.pinned),
+        )
+
+    def to_row(self) -> PageRow:
+        """The store row of this page."""
+        return PageRow(
+            self.page_id,
+            self.rung.value,
+            tuple((s.turn, s.start, s.end) for s in self.spans),
+            self.text_tokens,
+            self.missing_glyphs,
+            self.sealed_at,
+            None if self.pinned is None else self.pinned.value,
+            self.rung is not Rung.FORGOTTEN,
+        )
+
+
+class TurnLookup(Mapping[int, Turn]):
+    """Turns whose text is kept, by id, built on demand (what ``PagePacker.restore`` reads)."""
+
+    def __init__(self, turns: list[TurnRecord]) -> None:
+        self._turns = turns
+
+    def __getitem__(self, tid: int) -> Turn:
+        if not self._has(tid):
+            raise KeyError(tid)
+        return self._turns[tid].turn()
+
+    def _has(self, tid: object) -> bool:
+        return isinstance(tid, int) and 0 <= tid < len(self._turns) and self._turns[tid].content is not None
+
+    def __contains__(self, tid: object) -> bool:
+        return self._has(tid)
+
+    def __iter__(self) -> Iterator[int]:
+        return (i for i, t in enumerate(self._turns) if t.content is not None)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+class ImageCache:
+    """Decoded page images by (page id, rung), least recently used out first.
+
+    Args:
+        max_pixels: Total pixels held (the default holds about 40 pages at 1280 px, ~65 MB in mode L).
+    """
+
+    def __init__(self, max_pixels: int = 40 * 1280 * 1280) -> None:
+        self.max_pixels = max_pixels
+        self._items: OrderedDict[tuple[int, Rung], Image.Image] = OrderedDict()
+        self._pixels = 0
+
+    def get(self, page_id: int, rung: Rung) -> Image.Image | None:
+        """The cached image, or None."""
+        image = self._items.get((page_id, rung))
+        if image is not None:
+            self._items.move_to_end((page_id, rung))
+        return image
+
+    def put(self, page_id: int, rung: Rung, image: Image.Image) -> None:
+        """Cache an image (evicting the least recently used ones beyond ``max_pixels``)."""
+        key = (page_id, rung)
+        old = self._items.pop(key, None)
+        if old is not None:
+            self._pixels -= old.width * old.height
+        self._items[key] = image
+        self._pixels += image.width * image.height
+        while self._pixels > self.max_pixels and len(self._items) > 1:
+            _, evicted = self._items.popitem(last=False)
+            self._pixels -= evicted.width * evicted.height
+
+    def drop(self, page_id: int) -> None:
+        """Forget every cached image of a page."""
+        for key in [k for k in self._items if k[0] == page_id]:
+            image = self._items.pop(key)
+            self._pixels -= image.width * image.height
+
+    def clear(self) -> None:
+        """Empty the cache."""
+        self._items.clear()
+        self._pixels = 0
+
+    def __len__(self) -> int:
+        return len(self._items)

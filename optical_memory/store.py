@@ -1,0 +1,508 @@
+"""The embedded SQLite store: sessions, turns, page images (PNG) and their rungs, in one file.
+
+Standard-library ``sqlite3`` in WAL mode with ``synchronous=NORMAL``. Each ``add()`` of the memory is one
+transaction. Durability: with WAL, a commit appends the transaction's frames to the ``-wal`` file with
+``write()`` before it returns; ``NORMAL`` only skips the ``fsync``. A process killed at any moment (even by
+SIGKILL) has handed every committed frame to the operating system, which writes it out, so no
+acknowledged turn is lost and the next open recovers the WAL. Only an operating-system crash or a power
+loss can lose the last few commits; ``Store(path, durable=True)`` sets ``synchronous=FULL`` for that.
+
+Schema (``PRAGMA user_version`` holds its version; :data:`MIGRATIONS` maps each version to the function
+that upgrades the previous one; a file from a newer version is refused with :class:`StoreError`)::
+
+    sessions      one row per named session: its config (JSON), the page packer's state, counters
+    turns         (session, turn_id): role, name, content (NULL once forgotten), token counts per encoding
+    pages         (session, page_id): rung, PNG at that rung (NULL once forgotten), spans, ages, pin
+    vision_tokens (session, page_id, rung, encoder, dtype): a page's vision tokens at a rung for one encoder
+                  (its fingerprint) and dtype: shape (JSON), and the raw little-endian bytes (bfloat16 as its
+                  16-bit pattern); rows of a page are deleted whenever its stored image changes
+
+Version 1 had an unused ``vision_cache`` table; version 2 replaces it with ``vision_tokens``.
+
+One connection per store, shared across threads (``check_same_thread=False``); the memory facade
+serialises every call with its own lock. Several sessions can share one file; one session should be
+open in one process at a time.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from optical_memory.errors import StoreError
+
+logger = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 2
+MEMORY = ":memory:"
+
+
+def _v1(conn: sqlite3.Connection) -> None:
+    """Version 1: sessions, turns, pages and an (empty) vision-token cache."""
+    _script(
+        conn,
+        """
+        CREATE TABLE sessions (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            config TEXT NOT NULL,
+            packer_state TEXT,
+            n_system INTEGER NOT NULL DEFAULT 0,
+            packed_upto INTEGER NOT NULL DEFAULT 0,
+            open_pin TEXT,
+            created REAL NOT NULL
+        );
+        CREATE TABLE turns (
+            session INTEGER NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+            turn_id INTEGER NOT NULL,
+            role TEXT NOT NULL,
+            name TEXT,
+            content TEXT,
+            tokens TEXT NOT NULL,
+            added REAL NOT NULL,
+            packer_before TEXT,
+            PRIMARY KEY (session, turn_id)
+        ) WITHOUT ROWID;
+        CREATE TABLE pages (
+            session INTEGER NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+            page_id INTEGER NOT NULL,
+            rung TEXT NOT NULL,
+            png BLOB,
+            spans TEXT NOT NULL,
+            text_tokens INTEGER NOT NULL,
+            missing_glyphs INTEGER NOT NULL,
+            sealed_at REAL NOT NULL,
+            pinned TEXT,
+            PRIMARY KEY (session, page_id)
+        );
+        CREATE TABLE vision_cache (
+            session INTEGER NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+            page_id INTEGER NOT NULL,
+            rung TEXT NOT NULL,
+            encoder TEXT NOT NULL,
+            data BLOB NOT NULL,
+            PRIMARY KEY (session, page_id, rung, encoder)
+        );
+        """,
+    )
+
+
+def _v2(conn: sqlite3.Connection) -> None:
+    """Version 2: the vision-token cache, keyed by encoder fingerprint and dtype, with shape and dtype."""
+    _script(
+        conn,
+        """
+        DROP TABLE IF EXISTS vision_cache;
+        CREATE TABLE vision_tokens (
+            session INTEGER NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+            page_id INTEGER NOT NULL,
+            rung TEXT NOT NULL,
+            encoder TEXT NOT NULL,
+            dtype TEXT NOT NULL,
+            shape TEXT NOT NULL,
+            data BLOB NOT NULL,
+            PRIMARY KEY (session, page_id, rung, encoder, dtype)
+        )
+        """,
+    )
+
+
+def _script(conn: sqlite3.Connection, sql: str) -> None:
+    # not executescript(): it commits first, and a migration must stay inside one transaction
+    for statement in sql.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+
+
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _v1, 2: _v2}
+"""Schema version -> the function that upgrades a store from the version before it."""
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRow:
+    """A stored session: its id, name, config JSON, packer state JSON, counters and the open page's pin."""
+
+    id: int
+    name: str
+    config: str
+    packer_state: str | None
+    n_system: int
+    packed_upto: int
+    open_pin: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TurnRow:
+    """A stored turn. ``content`` is None once the turn's text was forgotten (it lives on in pages)."""
+
+    turn_id: int
+    role: str
+    name: str | None
+    content: str | None
+    tokens: dict[str, int]
+    added: float
+    packer_before: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PageRow:
+    """A stored page's metadata (the PNG is read separately, on demand)."""
+
+    page_id: int
+    rung: str
+    spans: tuple[tuple[int, int, int], ...]
+    text_tokens: int
+    missing_glyphs: int
+    sealed_at: float
+    pinned: str | None
+    has_image: bool
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRow:
+    """A page's cached vision tokens at one rung: shape, element dtype name and raw bytes."""
+
+    page_id: int
+    rung: str
+    shape: tuple[int, ...]
+    dtype: str
+    data: bytes = field(repr=False)
+
+
+class Store:
+    """A SQLite file (or ``:memory:``) holding any number of sessions.
+
+    Args:
+        path: The database file (created when missing) or ``":memory:"``.
+        durable: Use ``synchronous=FULL`` (survives power loss too; slower commits).
+
+    Raises:
+        StoreError: If the file is not a SQLite database, cannot be opened, or comes from a newer version.
+    """
+
+    def __init__(self, path: str | Path = MEMORY, *, durable: bool = False) -> None:
+        self.path = str(path)
+        self._lock = threading.RLock()
+        try:
+            if self.path != MEMORY:
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            self._conn = sqlite3.connect(
+                self.path, timeout=30.0, isolation_level=None, check_same_thread=False
+            )
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreError(f"cannot open the store {self.path}: {exc}") from exc
+        try:
+            self._setup(durable)
+        except sqlite3.DatabaseError as exc:
+            self._conn.close()
+            raise StoreError(f"{self.path} is not a readable optical-memory store: {exc}") from exc
+        except StoreError:
+            self._conn.close()
+            raise
+
+    def _setup(self, durable: bool) -> None:
+        c = self._conn
+        if self.path != MEMORY:
+            c.execute("PRAGMA journal_mode=WAL")
+        c.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+        c.execute("PRAGMA foreign_keys=ON")
+        migrate(c)
+
+    # --- plumbing -----------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the connection (idempotent)."""
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None  # type: ignore[assignment]
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` was called."""
+        return self._conn is None
+
+    def _c(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise StoreError("the store is closed")
+        return self._conn
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One write transaction (``BEGIN IMMEDIATE`` ... ``COMMIT``; rolled back on any exception).
+
+        Raises:
+            StoreError: If SQLite fails (disk full, locked for longer than the timeout, ...).
+        """
+        with self._lock:
+            c = self._c()
+            try:
+                c.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot write to the store {self.path}: {exc}") from exc
+            try:
+                yield
+            except BaseException:
+                c.execute("ROLLBACK")
+                raise
+            try:
+                c.execute("COMMIT")
+            except sqlite3.Error as exc:
+                c.execute("ROLLBACK")
+                raise StoreError(f"cannot commit to the store {self.path}: {exc}") from exc
+
+    def _exec(self, sql: str, params: Sequence[object] = ()) -> sqlite3.Cursor:
+        try:
+            return self._c().execute(sql, params)
+        except sqlite3.Error as exc:
+            raise StoreError(f"store {self.path}: {exc}") from exc
+
+    # --- sessions -------------------------------------------------------------------------------------
+
+    def sessions(self) -> list[str]:
+        """Names of the sessions in this store, oldest first."""
+        with self._lock:
+            return [r[0] for r in self._exec("SELECT name FROM sessions ORDER BY id")]
+
+    def session(self, name: str) -> SessionRow | None:
+        """The session called ``name``, or None."""
+        with self._lock:
+            row = self._exec(
+                "SELECT id, name, config, packer_state, n_system, packed_upto, open_pin FROM sessions "
+                "WHERE name = ?",
+                (name,),
+            ).fetchone()
+        return None if row is None else SessionRow(*row)
+
+    def create_session(self, name: str, config: str) -> SessionRow:
+        """Create an empty session (in its own transaction unless one is open)."""
+        with self._lock:
+            cur = self._exec(
+                "INSERT INTO sessions (name, config, created) VALUES (?, ?, ?)", (name, config, time.time())
+            )
+            assert cur.lastrowid is not None
+            return SessionRow(cur.lastrowid, name, config, None, 0, 0)
+
+    def update_session(
+        self,
+        sid: int,
+        *,
+        packer_state: str | None,
+        n_system: int,
+        packed_upto: int,
+        open_pin: str | None = None,
+        config: str | None = None,
+    ) -> None:
+        """Save the session's counters, packer state and open-page pin (and its config when given)."""
+        with self._lock:
+            self._exec(
+                "UPDATE sessions SET packer_state = ?, n_system = ?, packed_upto = ?, open_pin = ? WHERE id = ?",
+                (packer_state, n_system, packed_upto, open_pin, sid),
+            )
+            if config is not None:
+                self._exec("UPDATE sessions SET config = ? WHERE id = ?", (config, sid))
+
+    # --- turns ----------------------------------------------------------------------------------------
+
+    def insert_turn(self, sid: int, turn: TurnRow) -> None:
+        """Store a new turn."""
+        with self._lock:
+            self._exec(
+                "INSERT INTO turns (session, turn_id, role, name, content, tokens, added, packer_before) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    sid,
+                    turn.turn_id,
+                    turn.role,
+                    turn.name,
+                    turn.content,
+                    json.dumps(turn.tokens, sort_keys=True),
+                    turn.added,
+                    turn.packer_before,
+                ),
+            )
+
+    def set_packer_before(self, sid: int, turn_id: int, state: str) -> None:
+        """Record the packer state just before a turn was packed (for re-rendering kept-text pages)."""
+        with self._lock:
+            self._exec(
+                "UPDATE turns SET packer_before = ? WHERE session = ? AND turn_id = ?", (state, sid, turn_id)
+            )
+
+    def turn_packer_before(self, sid: int, turn_id: int) -> str | None:
+        """The packer state saved just before a turn was packed (None when not saved)."""
+        with self._lock:
+            row = self._exec(
+                "SELECT packer_before FROM turns WHERE session = ? AND turn_id = ?", (sid, turn_id)
+            ).fetchone()
+        return None if row is None else row[0]
+
+    def drop_turn_text(self, sid: int, turn_ids: Sequence[int]) -> None:
+        """Forget the text of these turns (their token counts stay)."""
+        with self._lock:
+            self._c().executemany(
+                "UPDATE turns SET content = NULL WHERE session = ? AND turn_id = ?",
+                [(sid, t) for t in turn_ids],
+            )
+
+    def turns(self, sid: int) -> list[TurnRow]:
+        """Every turn of a session, in order."""
+        with self._lock:
+            rows = self._exec(
+                "SELECT turn_id, role, name, content, tokens, added, packer_before FROM turns "
+                "WHERE session = ? ORDER BY turn_id",
+                (sid,),
+            ).fetchall()
+        return [TurnRow(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5], r[6]) for r in rows]
+
+    def turn_texts(self, sid: int, turn_ids: Sequence[int]) -> dict[int, str]:
+        """The kept text of these turns (turns whose text was forgotten are left out)."""
+        out: dict[int, str] = {}
+        with self._lock:
+            for t in turn_ids:
+                row = self._exec(
+                    "SELECT content FROM turns WHERE session = ? AND turn_id = ?", (sid, t)
+                ).fetchone()
+                if row is not None and row[0] is not None:
+                    out[t] = row[0]
+        return out
+
+    # --- pages ----------------------------------------------------------------------------------------
+
+    def insert_page(self, sid: int, page: PageRow, png: bytes | None) -> None:
+        """Store a newly sealed page with its PNG."""
+        with self._lock:
+            self._exec(
+                "INSERT INTO pages (session, page_id, rung, png, spans, text_tokens, missing_glyphs, "
+                "sealed_at, pinned) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    sid,
+                    page.page_id,
+                    page.rung,
+                    png,
+                    json.dumps([list(s) for s in page.spans]),
+                    page.text_tokens,
+                    page.missing_glyphs,
+                    page.sealed_at,
+                    page.pinned,
+                ),
+            )
+
+    def set_page_image(self, sid: int, page_id: int, rung: str, png: bytes | None) -> None:
+        """Replace a page's image and rung (``png=None`` forgets the image)."""
+        with self._lock:
+            self._exec(
+                "UPDATE pages SET rung = ?, png = ? WHERE session = ? AND page_id = ?",
+                (rung, png, sid, page_id),
+            )
+            self._exec("DELETE FROM vision_tokens WHERE session = ? AND page_id = ?", (sid, page_id))
+
+    def set_pin(self, sid: int, page_id: int, pinned: str | None) -> None:
+        """Pin a page at a rung, or unpin it (None)."""
+        with self._lock:
+            self._exec(
+                "UPDATE pages SET pinned = ? WHERE session = ? AND page_id = ?", (pinned, sid, page_id)
+            )
+
+    def pages(self, sid: int) -> list[PageRow]:
+        """Metadata of every stored page of a session, in order (no pixels are read)."""
+        with self._lock:
+            rows = self._exec(
+                "SELECT page_id, rung, spans, text_tokens, missing_glyphs, sealed_at, pinned, "
+                "png IS NOT NULL FROM pages WHERE session = ? ORDER BY page_id",
+                (sid,),
+            ).fetchall()
+        return [
+            PageRow(r[0], r[1], tuple(tuple(s) for s in json.loads(r[2])), r[3], r[4], r[5], r[6], bool(r[7]))
+            for r in rows
+        ]
+
+    def page_png(self, sid: int, page_id: int) -> bytes | None:
+        """The PNG bytes of a page at its stored rung (None when forgotten or missing)."""
+        with self._lock:
+            row = self._exec(
+                "SELECT png FROM pages WHERE session = ? AND page_id = ?", (sid, page_id)
+            ).fetchone()
+        return None if row is None else row[0]
+
+    # --- vision-token cache ----------------------------------------------------------------------------
+
+    def vision_tokens(
+        self, sid: int, encoder: str, keys: Sequence[tuple[int, str]], dtype: str
+    ) -> dict[tuple[int, str], TokenRow]:
+        """Cached vision tokens of the (page id, rung) ``keys`` for one encoder fingerprint and dtype.
+
+        Keys with nothing cached are left out of the result.
+        """
+        out: dict[tuple[int, str], TokenRow] = {}
+        with self._lock:
+            for page_id, rung in keys:
+                row = self._exec(
+                    "SELECT shape, data FROM vision_tokens WHERE session = ? AND page_id = ? AND rung = ? "
+                    "AND encoder = ? AND dtype = ?",
+                    (sid, page_id, rung, encoder, dtype),
+                ).fetchone()
+                if row is not None:
+                    out[(page_id, rung)] = TokenRow(page_id, rung, tuple(json.loads(row[0])), dtype, row[1])
+        return out
+
+    def put_vision_tokens(self, sid: int, encoder: str, rows: Sequence[TokenRow]) -> None:
+        """Cache vision tokens for one encoder fingerprint (replacing earlier rows with the same key)."""
+        with self._lock:
+            self._c().executemany(
+                "INSERT OR REPLACE INTO vision_tokens (session, page_id, rung, encoder, dtype, shape, data) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(sid, r.page_id, r.rung, encoder, r.dtype, json.dumps(list(r.shape)), r.data) for r in rows],
+            )
+
+    def vision_token_keys(self, sid: int) -> list[tuple[int, str, str, str]]:
+        """(page id, rung, encoder, dtype) of every cached row of a session, sorted (no data is read)."""
+        with self._lock:
+            rows = self._exec(
+                "SELECT page_id, rung, encoder, dtype FROM vision_tokens WHERE session = ? "
+                "ORDER BY page_id, rung, encoder, dtype",
+                (sid,),
+            ).fetchall()
+        return [(r[0], r[1], r[2], r[3]) for r in rows]
+
+    def size_bytes(self) -> int:
+        """Bytes the database occupies (pages in use times page size; includes nothing of the WAL)."""
+        with self._lock:
+            count = self._exec("PRAGMA page_count").fetchone()[0]
+            size = self._exec("PRAGMA page_size").fetchone()[0]
+        return int(count) * int(size)
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Bring a connection's schema up to :data:`SCHEMA_VERSION`; returns the version it found.
+
+    Raises:
+        StoreError: If the file was written by a newer optical-memory (higher ``user_version``) or a
+            migration fails (the file is left as it was).
+    """
+    found = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    if found > SCHEMA_VERSION:
+        raise StoreError(
+            f"this store has schema version {found}, newer than this optical-memory supports "
+            f"({SCHEMA_VERSION}): upgrade optical-memory to open it"
+        )
+    if found == SCHEMA_VERSION:
+        return found
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for version in range(found + 1, SCHEMA_VERSION + 1):
+            logger.info("migrating store schema to version %d", version)
+            MIGRATIONS[version](conn)
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        conn.execute("COMMIT")
+    except sqlite3.Error as exc:
+        conn.execute("ROLLBACK")
+        raise StoreError(f"cannot migrate the store from schema version {found}: {exc}") from exc
+    return found

@@ -1,0 +1,125 @@
+"""The numbered examples run as a user runs them (subprocesses), with no network."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+from openai.types.chat import ChatCompletionContentPartParam, ChatCompletionMessageParam
+from PIL import Image
+
+from tests.formats.test_formats import _validate
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def _run(
+    script: str, cwd: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
+    environment.update(env or {})
+    return subprocess.run(
+        [sys.executable, str(EXAMPLES / script), *args],
+        cwd=cwd,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_01_quickstart(tmp_path: Path) -> None:
+    done = _run("01_quickstart.py", tmp_path, "sheet.png")
+    assert done.returncode == 0, done.stderr
+    assert "deepseek-ocr" in done.stdout and "with a 2,500-token budget" in done.stdout
+    assert "saved the contact sheet to sheet.png" in done.stdout
+    assert "small" in done.stdout and "large" in done.stdout  # pages have faded
+    with Image.open(tmp_path / "sheet.png") as sheet:
+        assert sheet.width > 1000
+
+
+def test_02_without_endpoint_prints_the_request(tmp_path: Path) -> None:
+    done = _run("02_openai_agent.py", tmp_path)
+    assert done.returncode == 0, done.stderr
+    head, _, body = done.stdout.partition("the request that would be sent to /chat/completions:\n")
+    assert "OPENAI_BASE_URL is not set" in head
+    request = json.loads(body)
+    assert request["model"] == "gpt-4o"
+    _validate(ChatCompletionMessageParam, ChatCompletionContentPartParam, request["messages"])
+    parts = [p for m in request["messages"] if isinstance(m["content"], list) for p in m["content"]]
+    assert any(p["type"] == "image_url" for p in parts)
+    assert request["messages"][-1] == {
+        "role": "user",
+        "content": "Which two bugs caused the double counting we found at the start?",
+    }
+
+
+class _FakeOpenAI(BaseHTTPRequestHandler):
+    """Answers /v1/chat/completions with a fixed reply and records each request body."""
+
+    requests: ClassVar[list[dict[str, Any]]] = []
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        type(self).requests.append({"path": self.path, "body": body})
+        n = len(type(self).requests)
+        reply = {
+            "id": f"chatcmpl-{n}",
+            "object": "chat.completion",
+            "created": 0,
+            "model": body["model"],
+            "choices": [
+                {
+                    "index": 0,
+                    "finish_reason": "stop",
+                    "message": {"role": "assistant", "content": f"fake answer {n}"},
+                }
+            ],
+            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+        }
+        data = json.dumps(reply).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: Any) -> None:  # keep test output quiet
+        pass
+
+
+@pytest.fixture
+def fake_endpoint() -> Iterator[str]:
+    _FakeOpenAI.requests = []
+    server = HTTPServer(("127.0.0.1", 0), _FakeOpenAI)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def test_02_agent_loop_against_a_local_endpoint(tmp_path: Path, fake_endpoint: str) -> None:
+    env = {"OPENAI_BASE_URL": fake_endpoint, "OPENAI_API_KEY": "test", "NO_PROXY": "127.0.0.1"}
+    done = _run("02_openai_agent.py", tmp_path, env=env)
+    assert done.returncode == 0, done.stderr
+    assert "assistant: fake answer 1" in done.stdout and "assistant: fake answer 2" in done.stdout
+    first, second = _FakeOpenAI.requests
+    assert first["path"] == "/v1/chat/completions"
+    for request in (first, second):
+        _validate(ChatCompletionMessageParam, ChatCompletionContentPartParam, request["body"]["messages"])
+    # the reply to the first question came back into the memory and is sent with the second
+    assert {"role": "assistant", "content": "fake answer 1"} in second["body"]["messages"]
+    assert second["body"]["messages"][-1]["content"].startswith("上海门店新终端")
