@@ -10,7 +10,7 @@ DeepSeek-OCR's own ``infer()`` and vLLM runners do around the network:
 - input ids ``[BOS 0] + [<image> 128815] * positions + tokens("\\nFree OCR.")``, the placeholder expanded to
   exactly the sequence positions of the page at its rung (g * (g + 1) + 1 for a g x g token grid:
   421 / 273 / 111 / 73 at Large / Base / Small / Tiny);
-- greedy decoding with a KV cache, the sliding-window no-repeat-n-gram rule (n 30 in 90 generated tokens,
+- greedy decoding (transformers' ``generate``), the sliding-window no-repeat-n-gram rule (n 30 in 90 generated tokens,
   ``<td>``/``</td>`` exempt; :mod:`optical_memory.recall.ngram`), stopping at EOS (id 1) or
   ``max_new_tokens``;
 - streaming: text pieces are handed to a callback, or yielded by :meth:`DeepSeekReader.stream`, as tokens
@@ -148,6 +148,27 @@ class _Detokenizer:
         return ""
 
 
+class _TokenStreamer:
+    """A transformers streamer handing each generated token id to a callback.
+
+    ``generate`` first puts the prompt, then each new token; the prompt is skipped.
+    """
+
+    def __init__(self, on_token: Callable[[int], None]) -> None:
+        self._on_token = on_token
+        self._prompt_seen = False
+
+    def put(self, value: Any) -> None:
+        if not self._prompt_seen:
+            self._prompt_seen = True
+            return
+        for token in value.reshape(-1).tolist():
+            self._on_token(int(token))
+
+    def end(self) -> None:
+        """Nothing to flush: the detokeniser holds back incomplete characters itself."""
+
+
 class DeepSeekReader:
     """Reads pages with DeepSeek-OCR from a local checkpoint folder.
 
@@ -268,30 +289,29 @@ class DeepSeekReader:
         on_token: Callable[[int], None] | None = None,
         stop_at_eos: bool = True,
     ) -> list[int]:
-        """Greedy decoding with a KV cache; returns the generated ids (EOS included when reached).
+        """Greedy decoding through transformers' ``generate``; returns the generated ids (EOS included).
 
         ``stop_at_eos=False`` always generates ``max_new_tokens`` tokens (for speed measurements).
         """
         torch = _import_torch()
+        from transformers import LogitsProcessorList
+
         ids = torch.tensor([page.input_ids], dtype=torch.long, device=self.device)  # (1, T)
         processor = self.logits_processor(ids.shape[1])
-        generated: list[int] = []
         with torch.inference_mode(), decode_attention(self.device):
-            out = self.model(input_ids=ids, pixel_values=page.pixel_values, use_cache=True, logits_to_keep=1)
-            for _ in range(self.max_new_tokens):
-                scores = out.logits[:, -1, :].float()  # (1, V), as generate() does
-                if processor is not None:
-                    scores = processor(ids, scores)
-                token = int(scores.argmax(dim=-1).item())
-                generated.append(token)
-                if on_token is not None:
-                    on_token(token)
-                if token == EOS_ID and stop_at_eos:
-                    break
-                step = torch.tensor([[token]], dtype=torch.long, device=self.device)
-                ids = torch.cat([ids, step], dim=1)
-                out = self.model(input_ids=step, past_key_values=out.past_key_values, use_cache=True)
-        return generated
+            out = self.model.generate(
+                input_ids=ids,
+                attention_mask=torch.ones_like(ids),
+                pixel_values=page.pixel_values,
+                logits_processor=LogitsProcessorList([processor] if processor is not None else []),
+                do_sample=False,
+                max_new_tokens=self.max_new_tokens,
+                min_new_tokens=0 if stop_at_eos else self.max_new_tokens,
+                eos_token_id=EOS_ID,
+                pad_token_id=EOS_ID,
+                streamer=_TokenStreamer(on_token) if on_token is not None else None,
+            )
+        return [int(t) for t in out[0, ids.shape[1] :].tolist()]
 
     def read(
         self,
