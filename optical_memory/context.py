@@ -26,7 +26,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from optical_memory import ladder
-from optical_memory.formats import PAGES_INTRO, Item, page_label
+from optical_memory.formats import Item, intro_text, page_label
 from optical_memory.ladder import Rung
 from optical_memory.providers import Provider
 from optical_memory.tokens import DEFAULT_ENCODING, count_tokens
@@ -150,11 +150,6 @@ def turn_range(spans: tuple[TurnSpan, ...]) -> tuple[int, int]:
     if not spans:
         return (-1, -1)
     return (spans[0].turn, spans[-1].turn)
-
-
-def intro_text(count: int) -> str:
-    """The sentence introducing ``count`` page images."""
-    return PAGES_INTRO.format(count=count, noun="image" if count == 1 else "images")
 
 
 class CostModel:

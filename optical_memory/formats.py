@@ -164,10 +164,11 @@ def frame_text(items: Sequence[Item]) -> str:
     pages = [item for item in items if isinstance(item, PageItem)]
     if not pages:
         return ""
-    return "\n".join([_intro(len(pages)), *(item.label for item in pages)])
+    return "\n".join([intro_text(len(pages)), *(item.label for item in pages)])
 
 
-def _intro(count: int) -> str:
+def intro_text(count: int) -> str:
+    """The sentence introducing ``count`` page images."""
     return PAGES_INTRO.format(count=count, noun="image" if count == 1 else "images")
 
 
@@ -228,7 +229,7 @@ def _openai_chat(
 ) -> FormattedContext:
     messages: list[dict[str, Any]] = [_openai_text_message(item) for item in system]
     if pages:
-        parts: list[dict[str, Any]] = [{"type": "text", "text": _intro(len(pages))}]
+        parts: list[dict[str, Any]] = [{"type": "text", "text": intro_text(len(pages))}]
         for page in pages:
             parts.append({"type": "text", "text": page.label})
             parts.append(
@@ -253,7 +254,7 @@ def _openai_responses(
 ) -> FormattedContext:
     messages: list[dict[str, Any]] = [{"role": item.role, "content": item.content} for item in system]
     if pages:
-        parts: list[dict[str, Any]] = [{"type": "input_text", "text": _intro(len(pages))}]
+        parts: list[dict[str, Any]] = [{"type": "input_text", "text": intro_text(len(pages))}]
         for page in pages:
             parts.append({"type": "input_text", "text": page.label})
             parts.append(
@@ -291,7 +292,7 @@ def _anthropic(
 ) -> FormattedContext:
     messages: list[dict[str, Any]] = []
     if pages:
-        blocks: list[dict[str, Any]] = [{"type": "text", "text": _intro(len(pages))}]
+        blocks: list[dict[str, Any]] = [{"type": "text", "text": intro_text(len(pages))}]
         for page in pages:
             blocks.append({"type": "text", "text": page.label})
             source = {"type": "base64", "media_type": "image/png", "data": _b64(page.image, page.png)}
@@ -323,7 +324,7 @@ def _gemini(
 ) -> FormattedContext:
     contents: list[dict[str, Any]] = []
     if pages:
-        parts: list[dict[str, Any]] = [{"text": _intro(len(pages))}]
+        parts: list[dict[str, Any]] = [{"text": intro_text(len(pages))}]
         for page in pages:
             parts.append({"text": page.label})
             parts.append({"inline_data": {"mime_type": "image/png", "data": _b64(page.image, page.png)}})
@@ -344,7 +345,7 @@ def _hf(
 ) -> FormattedContext:
     messages: list[dict[str, Any]] = [_hf_text_message(item) for item in system]
     if pages:
-        parts: list[dict[str, Any]] = [{"type": "text", "text": _intro(len(pages))}]
+        parts: list[dict[str, Any]] = [{"type": "text", "text": intro_text(len(pages))}]
         for page in pages:
             parts.append({"type": "text", "text": page.label})
             parts.append({"type": "image", "image": page.image})

@@ -32,31 +32,21 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from PIL import Image
 
-from optical_memory import ladder
+from optical_memory import assembly, decay, ladder
 from optical_memory.config import MemoryConfig, as_config
-from optical_memory.context import AddResult, Context, CostModel, PageInfo, Usage, turn_range
+from optical_memory.context import AddResult, Context, CostModel, PageInfo, turn_range
 from optical_memory.errors import ConfigError, InputError, PageNotFoundError, StoreError
-from optical_memory.formats import (
-    EMBEDDINGS,
-    PageItem,
-    TextItem,
-    build_messages,
-    check_format,
-    default_format,
-    page_label,
-    plain_role,
-)
-from optical_memory.images import decode_png, downsample, encode_png
+from optical_memory.formats import EMBEDDINGS, Item, PageItem, build_messages
 from optical_memory.ladder import Rung, as_rung, rank
 from optical_memory.policies import AgeLadder, PageState, TokenBudget
 from optical_memory.providers import get_provider
-from optical_memory.records import ImageCache, Page, TurnLookup, TurnRecord
+from optical_memory.records import Page, TurnLookup, TurnRecord
 from optical_memory.renderers import PagePacker, RenderStyle
 from optical_memory.store import MEMORY, Store, TurnRow
 from optical_memory.tokens import DEFAULT_ENCODING, ENCODINGS, count_tokens
@@ -68,7 +58,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-_RUNG_NAMES = tuple(r.value for r in ladder.ORDER)
+_T = TypeVar("_T")
 
 
 class OpticalMemory:
@@ -138,7 +128,7 @@ class OpticalMemory:
                     config=config.to_json(),
                 )
         self._sid = row.id
-        self._cache = ImageCache()
+        self._images = decay.PageImages(store, row.id)
         self._costs: dict[str, CostModel] = {}
         self._load()
 
@@ -153,9 +143,8 @@ class OpticalMemory:
         self._age_policy = self._policy.inner if isinstance(self._policy, TokenBudget) else self._policy
         self._age_unit = getattr(self._age_policy, "unit", None)
         self._tiny_final = isinstance(self._age_policy, AgeLadder) and self._age_policy.forget_after is None
-        self._settled = (
-            0  # pages below this index are unpinned and at their final rung: the age pass skips them
-        )
+        # pages below this index are unpinned and at their final rung: the age pass skips them
+        self._settled = 0
         self._top = self.config.top_rung
         self._style = RenderStyle.for_size(self.config.page_size)
         self._cost = self._cost_model(self.config.provider)
@@ -180,8 +169,8 @@ class OpticalMemory:
             self._packer = PagePacker(self._style)
         self._pending_ids = self._packer.pending_turn_ids()
         self._pending_render: RenderedPage | None = None
-        self._cache.clear()
-        self._page_cost_sum = sum(self._page_cost(self._cost, p, p.rung) for p in self._pages)
+        self._images.clear()
+        self._page_cost_sum = sum(self._cost.page(p.page_id, p.turns, p.rung) for p in self._pages)
 
     def _cost_model(self, provider: str) -> CostModel:
         model = self._costs.get(provider)
@@ -206,12 +195,7 @@ class OpticalMemory:
         tokens = {enc: count_tokens(t.content, enc) for enc in ENCODINGS}
         with self._lock:
             self._check_open()
-            try:
-                with self._store.transaction():
-                    return self._add(t, tokens)
-            except BaseException:
-                self._load()  # the transaction rolled back: make memory agree with the store again
-                raise
+            return self._write(lambda: self._add(t, tokens))
 
     def _add(self, t: Turn, tokens: dict[str, int]) -> AddResult:
         tid = len(self._turns)
@@ -258,13 +242,13 @@ class OpticalMemory:
 
     def _seal(self, rendered: RenderedPage) -> int:
         pid = len(self._pages)
-        now = time.time()
-        page = Page(pid, self._top, rendered.spans, rendered.text_tokens, rendered.missing_glyphs, now)
+        page = Page(
+            pid, self._top, rendered.spans, rendered.text_tokens, rendered.missing_glyphs, time.time()
+        )
         page.pinned, self._open_pin = self._open_pin, None  # a pin on the open page holds once it is sealed
-        self._store.insert_page(self._sid, page.to_row(), encode_png(rendered.image))
+        self._images.insert(page, rendered.image)
         self._pages.append(page)
-        self._cache.put(pid, self._top, rendered.image)
-        self._page_cost_sum += self._page_cost(self._cost, page, page.rung)
+        self._page_cost_sum += self._cost.page(pid, page.turns, page.rung)
         return pid
 
     def _drop_sealed_text(self) -> None:
@@ -290,21 +274,16 @@ class OpticalMemory:
             open_pin=None if self._open_pin is None else self._open_pin.value,
         )
 
-    # --- decay ------------------------------------------------------------------------------------------
-
-    def _can_sharpen(self, page: Page) -> bool:
-        return self.config.keep_text and all(self._turns[s.turn].content is not None for s in page.spans)
+    # --- decay (the age rule and its images: optical_memory.decay) -------------------------------------
 
     def _state(self, page: Page, costs: Mapping[Rung, int], now: float) -> PageState:
-        return PageState(
-            page_id=page.page_id,
-            rung=page.rung,
-            age_pages=len(self._pages) - 1 - page.page_id,
-            age_turns=len(self._turns) - 1 - page.turns[1],
-            age_seconds=max(0.0, now - page.sealed_at),
-            pinned=page.pinned,
+        return decay.page_state(
+            page,
+            costs,
+            now,
+            n_pages=len(self._pages),
+            n_turns=len(self._turns),
             can_sharpen=self._can_sharpen(page),
-            costs=costs,
         )
 
     def _apply_age(self, *, force: bool) -> list[int]:
@@ -312,47 +291,24 @@ class OpticalMemory:
         if not self._pages or (self._age_unit == "pages" and not force):
             return []
         now = time.time()
-        costs = self._cost.images
-        while self._settled < len(self._pages) and self._is_settled(self._pages[self._settled]):
-            self._settled += 1
-        live = [
-            p for p in self._pages[self._settled :] if p.rung is not Rung.FORGOTTEN or p.pinned is not None
-        ]
-        states = [self._state(p, costs, now) for p in live]
-        assignment = self._age_policy.assign(states)
+        self._settled = decay.settled_upto(self._pages, self._settled, tiny_final=self._tiny_final)
+        live = decay.movable(self._pages[self._settled :])
+        assignment = self._age_policy.assign([self._state(p, self._cost.images, now) for p in live])
         demoted = []
         for page, rung in zip(live, assignment.rungs, strict=True):
-            if rung is not page.rung:
-                if rank(rung) > rank(page.rung):
-                    demoted.append(page.page_id)
-                self._set_rung(page, rung)
+            if rank(rung) > rank(page.rung):
+                demoted.append(page.page_id)
+            self._set_rung(page, rung)
         return demoted
-
-    def _is_settled(self, page: Page) -> bool:
-        """True when no age can move this page again: unpinned and forgotten, or at Tiny for good."""
-        if page.pinned is not None:
-            return False
-        return page.rung is Rung.FORGOTTEN or (page.rung is Rung.TINY and self._tiny_final)
 
     def _set_rung(self, page: Page, rung: Rung) -> None:
         """Store a page at another rung: downsample in place, re-render from kept text, or forget."""
         if rung is page.rung:
             return
-        image: Image.Image | None = None
-        if rung is not Rung.FORGOTTEN:
-            if rank(rung) < rank(page.rung):
-                image = downsample(self._rerender(page), ladder.spec(rung).size)
-            else:
-                image = downsample(self._image(page, page.rung), ladder.spec(rung).size)
-        self._store.set_page_image(
-            self._sid, page.page_id, rung.value, None if image is None else encode_png(image)
-        )
-        self._cache.drop(page.page_id)
-        if image is not None:
-            self._cache.put(page.page_id, rung, image)
-        self._page_cost_sum += self._page_cost(self._cost, page, rung) - self._page_cost(
-            self._cost, page, page.rung
-        )
+        sharper = rung is not Rung.FORGOTTEN and rank(rung) < rank(page.rung)
+        self._images.store_at(page, rung, self._rerender(page) if sharper else None)
+        old, new = (self._cost.page(page.page_id, page.turns, r) for r in (page.rung, rung))
+        self._page_cost_sum += new - old
         page.rung = rung
 
     def _rerender(self, page: Page) -> Image.Image:
@@ -360,76 +316,51 @@ class OpticalMemory:
 
         Raises:
             ConfigError: If the text of a turn on the page was not kept.
+            StoreError: If the replay does not reproduce the page's layout.
         """
         if not self._can_sharpen(page):
             raise ConfigError(
                 f"page {page.page_id} cannot be made sharper than {page.rung.value}: its text was dropped "
                 "(the memory keeps only the page image unless keep_text=True)"
             )
-        first = page.spans[0].turn
-        before = self._store.turn_packer_before(self._sid, first)
-        lookup = TurnLookup(self._turns)
-        packer = (
-            PagePacker.restore(json.loads(before), lookup, self._style) if before else PagePacker(self._style)
-        )
-        for tid in range(first, self._packed_upto):
-            for rendered in packer.iter_add(lookup[tid], tid):
-                if rendered.spans == page.spans:
-                    image: Image.Image = rendered.image
-                    return image
-        raise StoreError(f"re-rendering page {page.page_id} from its kept text did not reproduce its layout")
+        return self._images.rerender(page, TurnLookup(self._turns), self._packed_upto, self._style)
 
-    # --- reading pages -------------------------------------------------------------------------------
+    def _can_sharpen(self, page: Page) -> bool:
+        return self.config.keep_text and self._text_kept(page.spans)
 
-    def _image(self, page: Page, rung: Rung, png: bytes | None = None) -> Image.Image:
-        """A page's image at ``rung`` (its stored rung or lower), through the decoded-image cache.
+    def _text_kept(self, spans: tuple[TurnSpan, ...]) -> bool:
+        return all(self._turns[s.turn].content is not None for s in spans)
 
-        ``png``: the stored PNG when the caller has already read it.
-        """
-        image = self._cache.get(page.page_id, rung)
-        if image is not None:
-            return image
-        stored = self._cache.get(page.page_id, page.rung)
-        if stored is None:
-            data = png if png is not None else self._store.page_png(self._sid, page.page_id)
-            if data is None:
-                raise PageNotFoundError(f"page {page.page_id} was forgotten: it has no image")
-            stored = decode_png(data)
-            self._cache.put(page.page_id, page.rung, stored)
-        if rung is page.rung:
-            return stored
-        image = downsample(stored, ladder.spec(rung).size)
-        self._cache.put(page.page_id, rung, image)
-        return image
+    # --- reading the records ----------------------------------------------------------------------------
 
     def _pending(self) -> RenderedPage | None:
         if self._pending_render is None and self._pending_ids:
             self._pending_render = self._packer.pending()
         return self._pending_render
 
-    def _page_cost(self, cost: CostModel, page: Page, rung: Rung) -> int:
-        return cost.page(page.page_id, page.turns, rung)
+    def _open_turns(self) -> tuple[int, int]:
+        return (self._pending_ids[0], self._pending_ids[-1])
+
+    def _visible(self) -> Iterator[Page]:
+        return (p for p in self._pages if p.rung is not Rung.FORGOTTEN)
+
+    def _text_turns(self) -> list[TurnRecord]:
+        """The turns sent as text: the system prompt, then the recent window."""
+        return [self._turns[t] for t in (*range(self._n_system), *self._window)]
 
     def _current_cost(self) -> int:
         """The default provider's context cost without a budget (kept as running sums)."""
         c = self._cost
-        text = sum(c.text(self._turns[t].tokens) for t in range(self._n_system))
-        text += sum(c.text(self._turns[t].tokens) for t in self._window)
-        shown = sum(1 for _ in self._visible()) + (1 if self._pending_ids else 0)
-        pending = 0
-        if self._pending_ids:
-            turns = (self._pending_ids[0], self._pending_ids[-1])
-            pending = c.page(len(self._pages), turns, self._top)
+        text = sum(c.text(t.tokens) for t in self._text_turns())
+        shown = sum(1 for _ in self._visible()) + bool(self._pending_ids)
+        pending = c.page(len(self._pages), self._open_turns(), self._top) if self._pending_ids else 0
         return text + self._page_cost_sum + pending + c.intro(shown)
-
-    def _visible(self) -> Iterator[Page]:
-        return (p for p in self._pages if p.rung is not Rung.FORGOTTEN)
 
     def _check_open(self) -> None:
         if self._store.closed:
             raise StoreError("this memory is closed")
 
-    # --- the context ----------------------------------------------------------------------------------
+    # --- the context (assembled by optical_memory.assembly) -------------------------------------------
 
     def context(
         self, *, provider: str | None = None, budget: int | None = None, format: str | None = None
@@ -460,164 +391,66 @@ class OpticalMemory:
             if self._age_unit == "seconds":  # wall-clock ages move without adds: decay now
                 self._write(lambda: self._apply_age(force=True))
             cost = self._cost_model(name)
-            fmt = self._check_format(format, cost)
+            fmt = assembly.resolve_format(format, cost.provider)
             if budget is None:
-                budget = (
-                    self.config.budget
-                    if self.config.budget is not None
-                    else getattr(self._policy, "budget", None)
-                )
-            text_items = [TextItem(t.role, t.content or "", t.name) for t in self._text_turns()]
-            text_cost = sum(cost.text(self._turns[t].tokens) for t in self._text_ids())
-            visible = list(self._visible())
-            rungs: list[Rung] = [p.rung for p in visible]
-            left_out: tuple[int, ...] = ()
-            pending = self._pending()
-            if budget is not None:
-                rungs, left_out = self._fit(visible, cost, budget, text_cost, pending is not None)
-            items: list[TextItem | PageItem] = [*text_items[: self._n_system]]
-            image_cost = 0
-            encodes = fmt not in ("hf", EMBEDDINGS)  # these formats send PNG bytes: reuse the stored ones
-            for page, rung in zip(visible, rungs, strict=True):
-                if rung is not Rung.FORGOTTEN:
-                    png = (
-                        self._store.page_png(self._sid, page.page_id)
-                        if encodes and rung is page.rung
-                        else None
-                    )
-                    items.append(
-                        PageItem(
-                            page.page_id,
-                            self._image(page, rung, png).copy(),  # the cache keeps its own
-                            rung,
-                            page_label(page.page_id, page.turns, rung),
-                            png,
-                        )
-                    )
-                    image_cost += cost.images[rung]
-            if pending is not None:
-                turns = turn_range(pending.spans)
-                items.append(
-                    PageItem(
-                        len(self._pages),
-                        pending.image.copy(),
-                        self._top,
-                        page_label(len(self._pages), turns, self._top),
-                    )
-                )
-                image_cost += cost.images[self._top]
-            items.extend(text_items[self._n_system :])
+                budget = assembly.default_budget(self.config.budget, self._policy)
+            records = self._records()
+            rungs, left_out = self._rungs(records, cost, budget)
+            with_png = fmt not in ("hf", EMBEDDINGS)  # these formats send PNG bytes: reuse the stored ones
+            shown = assembly.page_items(
+                records, rungs, lambda p, r: self._images.item(p, r, with_png=with_png)
+            )
+            items = assembly.ordered(records, shown)
             if fmt == EMBEDDINGS:
-                return self._embeddings_context(items, cost, left_out)
-            usage = self._usage(cost, items, text_cost, image_cost, left_out)
+                return self._embeddings_context(records, items, shown, cost, left_out)
+            usage = assembly.message_usage(records, cost, shown, left_out)
             formatted = build_messages(items, format=fmt, detail=cost.provider.detail)
             return Context(formatted.messages, formatted.system, usage, fmt, name, tuple(items))
 
-    def _check_format(self, format: str | None, cost: CostModel) -> str:
-        if format is None:
-            return default_format(cost.provider)
-        if str(format).strip().lower() != EMBEDDINGS:
-            return check_format(format)
-        if cost.provider.family != "deepseek-ocr":
-            raise ConfigError(
-                f"the {EMBEDDINGS!r} format feeds a self-hosted DeepSeek-OCR language model: use "
-                f"provider='deepseek-ocr', not {cost.provider.name!r}"
-            )
-        return EMBEDDINGS
+    def _records(self) -> assembly.Records:
+        return assembly.Records(
+            self._turns,
+            self._text_turns(),
+            self._n_system,
+            list(self._visible()),
+            len(self._pages),
+            self._pending(),
+            self._top,
+        )
+
+    def _rungs(
+        self, records: assembly.Records, cost: CostModel, budget: int | None
+    ) -> tuple[list[Rung], tuple[int, ...]]:
+        """Each visible page's rung in this context: the stored one, or what fits ``budget``."""
+        if budget is None:
+            return [p.rung for p in records.visible], ()
+        now = time.time()
+        states = [self._state(p, cost.page_costs(p.page_id, p.turns), now) for p in records.visible]
+        return assembly.fit(self._policy, records, states, cost, budget)
 
     def _embeddings_context(
-        self, items: list[TextItem | PageItem], cost: CostModel, left_out: tuple[int, ...]
+        self,
+        records: assembly.Records,
+        items: list[Item],
+        shown: list[PageItem],
+        cost: CostModel,
+        left_out: tuple[int, ...],
     ) -> Context:
         """The ``embeddings`` context: vision tokens (cached per page, rung and encoder) laid out as ids."""
-        from optical_memory.embeddings import PagePart, TextPart, build_inputs, load_tokenizer
+        from optical_memory.embeddings import load_tokenizer
 
         tokenizer = load_tokenizer(self._vision.tokenizer_path())  # fail before encoding anything
         encoder = self._vision.encoder
-        shown = [i for i in items if isinstance(i, PageItem)]
         requests = [
-            TokenRequest(p.page_id, p.rung, p.image, cacheable=p.page_id < len(self._pages)) for p in shown
+            TokenRequest(p.page_id, p.rung, p.image, cacheable=p.page_id < records.n_sealed) for p in shown
         ]
         tokens, new_rows = page_tokens(self._store, self._sid, encoder, requests)
         if new_rows:
             self._write(lambda: self._store.put_vision_tokens(self._sid, encoder.fingerprint, new_rows))
-        system = [i.content for i in items[: self._n_system] if isinstance(i, TextItem)]
-        turns = [TextPart(*plain_role(i)) for i in items[self._n_system :] if isinstance(i, TextItem)]
-        pages = [PagePart(p.page_id, t) for p, t in zip(shown, tokens, strict=True)]
-        inputs = build_inputs(tokenizer, system, pages, turns, self._vision.table)
+        inputs = assembly.embedding_inputs(tokenizer, items, tokens, self._n_system, self._vision.table)
         image = int(inputs.image_mask.sum())
-        history = sum(cost.text(t.tokens) for t in self._turns)
-        total = len(inputs)
-        usage = Usage(history, total - image, image, total, self._per_rung(shown), history / total, left_out)
+        usage = assembly.usage(records, cost, len(inputs) - image, image, shown, left_out)
         return Context([], None, usage, EMBEDDINGS, cost.provider.name, tuple(items), inputs)
-
-    def _per_rung(self, shown: list[PageItem]) -> dict[str, int]:
-        per_rung = dict.fromkeys(_RUNG_NAMES, 0)
-        for item in shown:
-            per_rung[item.rung.value] += 1
-        per_rung[Rung.FORGOTTEN.value] = len(self._pages) + bool(self._pending_ids) - len(shown)
-        return per_rung
-
-    def _text_ids(self) -> list[int]:
-        return [*range(self._n_system), *self._window]
-
-    def _text_turns(self) -> list[TurnRecord]:
-        return [self._turns[t] for t in self._text_ids()]
-
-    def _fit(
-        self, visible: list[Page], cost: CostModel, budget: int, text_cost: int, has_pending: bool
-    ) -> tuple[list[Rung], tuple[int, ...]]:
-        """Rungs that fit ``budget`` for this context (the policy's budget rule on copies)."""
-        now = time.time()
-        states = [self._state(p, cost.page_costs(p.page_id, p.turns), now) for p in visible]
-        fixed = text_cost
-        if has_pending:
-            first, last = self._pending_ids[0], self._pending_ids[-1]
-            fixed += cost.page(len(self._pages), (first, last), self._top)
-        floor = fixed + cost.intro(int(has_pending))
-        if budget < floor:
-            open_page = f" and the open page ({fixed - text_cost} tokens)" if has_pending else ""
-            raise ConfigError(
-                f"the budget of {budget} tokens is smaller than the recent text alone ({text_cost} tokens)"
-                f"{open_page}, which always stay: raise the budget or keep fewer recent turns as text"
-            )
-        target = budget
-        for _ in range(4):  # costs are additive except the introduction's page count: re-fit if it overshoots
-            shown = len(visible) + has_pending
-            assignment = self._policy.assign(states, budget=target, fixed_cost=fixed + cost.intro(shown))
-            rungs = [
-                r if rank(r) >= rank(p.rung) else p.rung
-                for p, r in zip(visible, assignment.rungs, strict=True)
-            ]
-            shown = sum(r is not Rung.FORGOTTEN for r in rungs) + has_pending
-            total = (
-                fixed
-                + cost.intro(shown)
-                + sum(cost.page(p.page_id, p.turns, r) for p, r in zip(visible, rungs, strict=True))
-            )
-            if total <= budget:
-                return rungs, assignment.forgotten_for_budget
-            target -= total - budget
-        raise ConfigError(f"could not fit the context into a budget of {budget} tokens")
-
-    def _usage(
-        self,
-        cost: CostModel,
-        items: list[TextItem | PageItem],
-        text_cost: int,
-        image_cost: int,
-        left_out: tuple[int, ...],
-    ) -> Usage:
-        shown = [i for i in items if isinstance(i, PageItem)]
-        text = (
-            text_cost
-            + cost.intro(len(shown))
-            + sum(cost.label(i.page_id, _turns_of(i, self), i.rung) for i in shown)
-        )
-        history = sum(cost.text(t.tokens) for t in self._turns)
-        per_rung = self._per_rung(shown)
-        total = text + image_cost
-        ratio = history / total if total else 1.0
-        return Usage(history, text, image_cost, total, per_rung, ratio, tuple(left_out))
 
     # --- pages ------------------------------------------------------------------------------------------
 
@@ -625,43 +458,23 @@ class OpticalMemory:
         """Every page, oldest first: sealed pages (forgotten ones too), then the open page if any."""
         with self._lock:
             self._check_open()
-            n_pages, last_turn = len(self._pages), len(self._turns) - 1
-            out = [
-                PageInfo(
-                    p.page_id,
-                    p.rung,
-                    n_pages - 1 - p.page_id,
-                    last_turn - p.turns[1],
-                    p.turns,
-                    p.spans,
-                    ladder.positions(p.rung),
-                    True,
-                    p.pinned,
-                    self._text_kept(p.spans),
-                )
-                for p in self._pages
-            ]
+            out = [self._info(p.page_id, p.rung, p.spans, p.pinned, sealed=True) for p in self._pages]
             pending = self._pending()
             if pending is not None:
-                turns = turn_range(pending.spans)
                 out.append(
-                    PageInfo(
-                        n_pages,
-                        self._top,
-                        -1,
-                        last_turn - turns[1],
-                        turns,
-                        pending.spans,
-                        ladder.positions(self._top),
-                        False,
-                        self._open_pin,
-                        True,
-                    )
+                    self._info(len(self._pages), self._top, pending.spans, self._open_pin, sealed=False)
                 )
             return out
 
-    def _text_kept(self, spans: tuple[TurnSpan, ...]) -> bool:
-        return all(self._turns[s.turn].content is not None for s in spans)
+    def _info(
+        self, page_id: int, rung: Rung, spans: tuple[TurnSpan, ...], pinned: Rung | None, *, sealed: bool
+    ) -> PageInfo:
+        turns = turn_range(spans)
+        age_pages = len(self._pages) - 1 - page_id if sealed else -1
+        age_turns = len(self._turns) - 1 - turns[1]
+        text_kept = self._text_kept(spans) if sealed else True  # the open page's turns keep their text
+        cost = ladder.positions(rung)
+        return PageInfo(page_id, rung, age_pages, age_turns, turns, spans, cost, sealed, pinned, text_kept)
 
     def _page(self, page_id: int) -> Page:
         if isinstance(page_id, bool) or not isinstance(page_id, int) or not 0 <= page_id < len(self._pages):
@@ -688,7 +501,7 @@ class OpticalMemory:
             page = self._page(page_id)
             if page.rung is Rung.FORGOTTEN:
                 raise PageNotFoundError(f"page {page_id} was forgotten: it has no image")
-            return self._image(page, page.rung).copy()
+            return self._images.get(page, page.rung).copy()
 
     def page_text(self, page_id: int) -> str | None:
         """The exact text of the turn pieces on a page, when it was kept (else None).
@@ -797,19 +610,19 @@ class OpticalMemory:
                     f"page {page_id} is still open (filling); only sealed pages can be forgotten"
                 )
             page = self._page(page_id)
+            self._write(lambda: self._forget(page))
 
-            def run() -> None:
-                if page.pinned is not None:
-                    self._store.set_pin(self._sid, page.page_id, None)
-                    page.pinned = None
-                self._set_rung(page, Rung.FORGOTTEN)
+    def _forget(self, page: Page) -> None:
+        if page.pinned is not None:
+            self._store.set_pin(self._sid, page.page_id, None)
+            page.pinned = None
+        self._set_rung(page, Rung.FORGOTTEN)
 
-            self._write(run)
-
-    def _write(self, action: Any) -> None:
+    def _write(self, action: Callable[[], _T]) -> _T:
+        """Run ``action`` in one transaction; if it fails, reload so that memory agrees with the store."""
         try:
             with self._store.transaction():
-                action()
+                return action()
         except BaseException:
             self._load()
             raise
@@ -828,9 +641,3 @@ class OpticalMemory:
     def __repr__(self) -> str:
         where = "memory" if self._store.path == MEMORY else self._store.path
         return f"OpticalMemory({where!r}, session={self.session!r}, turns={len(self._turns)}, pages={len(self._pages)})"
-
-
-def _turns_of(item: PageItem, memory: OpticalMemory) -> tuple[int, int]:
-    if item.page_id < len(memory._pages):
-        return memory._pages[item.page_id].turns
-    return (memory._pending_ids[0], memory._pending_ids[-1])

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from PIL import Image
 
+from optical_memory.context import turn_range
 from optical_memory.ladder import Rung, as_rung
 from optical_memory.store import PageRow
 from optical_memory.types import Turn, TurnSpan
@@ -49,7 +50,7 @@ class Page:
     @property
     def turns(self) -> tuple[int, int]:
         """Ids of the first and last turn on the page."""
-        return (self.spans[0].turn, self.spans[-1].turn) if self.spans else (-1, -1)
+        return turn_range(self.spans)
 
     @classmethod
     def from_row(cls, row: PageRow) -> Page:
@@ -85,15 +86,12 @@ class TurnLookup(Mapping[int, Turn]):
         self._turns = turns
 
     def __getitem__(self, tid: int) -> Turn:
-        if not self._has(tid):
+        if tid not in self:
             raise KeyError(tid)
         return self._turns[tid].turn()
 
-    def _has(self, tid: object) -> bool:
-        return isinstance(tid, int) and 0 <= tid < len(self._turns) and self._turns[tid].content is not None
-
     def __contains__(self, tid: object) -> bool:
-        return self._has(tid)
+        return isinstance(tid, int) and 0 <= tid < len(self._turns) and self._turns[tid].content is not None
 
     def __iter__(self) -> Iterator[int]:
         return (i for i, t in enumerate(self._turns) if t.content is not None)

@@ -111,7 +111,7 @@ def test_failed_add_leaves_memory_and_store_consistent(tmp_path, monkeypatch):
     def boom(*args, **kwargs):
         raise OSError("disk on fire")
 
-    monkeypatch.setattr("optical_memory.memory.encode_png", boom)
+    monkeypatch.setattr("optical_memory.decay.encode_png", boom)
     with pytest.raises(OSError, match="disk on fire"):
         for t in turns(10, start=6):
             m.add(t)

@@ -1,0 +1,163 @@
+"""Decay: how a stored page moves down the ladder, and the page images each rung needs.
+
+Internal to :mod:`optical_memory.memory`, which calls these under its lock and inside its transaction.
+
+- :func:`page_state` is what a policy sees of a page; :func:`settled_upto` and :func:`movable` keep the
+  age pass to the pages an age can still move, so its cost stays flat in the history.
+- :class:`PageImages` reads a session's page images through the decoded-image cache and stores a page at
+  a new rung: downsampled from its stored image, downsampled from a re-render (:meth:`PageImages.rerender`,
+  the packer replayed from the state saved just before the page's first turn), or no image once forgotten.
+  A page never becomes sharper by itself: only a pin asks for a re-render.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+
+from PIL import Image
+
+from optical_memory import ladder
+from optical_memory.errors import PageNotFoundError, StoreError
+from optical_memory.formats import PageItem, page_label
+from optical_memory.images import decode_png, downsample, encode_png
+from optical_memory.ladder import Rung
+from optical_memory.policies import PageState
+from optical_memory.records import ImageCache, Page, TurnLookup
+from optical_memory.renderers import PagePacker, RenderStyle
+from optical_memory.store import Store
+
+
+def page_state(
+    page: Page, costs: Mapping[Rung, int], now: float, *, n_pages: int, n_turns: int, can_sharpen: bool
+) -> PageState:
+    """What a policy sees of ``page`` in a session of ``n_pages`` sealed pages and ``n_turns`` turns."""
+    return PageState(
+        page_id=page.page_id,
+        rung=page.rung,
+        age_pages=n_pages - 1 - page.page_id,
+        age_turns=n_turns - 1 - page.turns[1],
+        age_seconds=max(0.0, now - page.sealed_at),
+        pinned=page.pinned,
+        can_sharpen=can_sharpen,
+        costs=costs,
+    )
+
+
+def is_settled(page: Page, *, tiny_final: bool) -> bool:
+    """True when no age can move this page again: unpinned and forgotten, or at Tiny for good."""
+    if page.pinned is not None:
+        return False
+    return page.rung is Rung.FORGOTTEN or (page.rung is Rung.TINY and tiny_final)
+
+
+def settled_upto(pages: Sequence[Page], start: int, *, tiny_final: bool) -> int:
+    """The first page from ``start`` on that an age can still move (``len(pages)`` when none can)."""
+    while start < len(pages) and is_settled(pages[start], tiny_final=tiny_final):
+        start += 1
+    return start
+
+
+def movable(pages: Sequence[Page]) -> list[Page]:
+    """The pages an age pass looks at: the ones still shown, and pinned ones (which a pin may revive)."""
+    return [p for p in pages if p.rung is not Rung.FORGOTTEN or p.pinned is not None]
+
+
+class PageImages:
+    """A session's stored page images, read through a cache of decoded images.
+
+    Args:
+        store: The memory's store.
+        sid: The session id.
+    """
+
+    def __init__(self, store: Store, sid: int) -> None:
+        self._store = store
+        self._sid = sid
+        self._cache = ImageCache()
+
+    def clear(self) -> None:
+        """Forget every decoded image (after a reload)."""
+        self._cache.clear()
+
+    def insert(self, page: Page, image: Image.Image) -> None:
+        """Store a newly sealed page with its image (at the page's rung)."""
+        self._store.insert_page(self._sid, page.to_row(), encode_png(image))
+        self._cache.put(page.page_id, page.rung, image)
+
+    def get(self, page: Page, rung: Rung, png: bytes | None = None) -> Image.Image:
+        """A page's image at ``rung`` (its stored rung or lower); the cache keeps the returned image.
+
+        Args:
+            page: The page.
+            rung: The rung wanted.
+            png: The stored PNG when the caller has already read it.
+
+        Raises:
+            PageNotFoundError: If the page was forgotten.
+        """
+        image = self._cache.get(page.page_id, rung)
+        if image is not None:
+            return image
+        stored = self._cache.get(page.page_id, page.rung)
+        if stored is None:
+            data = png if png is not None else self._store.page_png(self._sid, page.page_id)
+            if data is None:
+                raise PageNotFoundError(f"page {page.page_id} was forgotten: it has no image")
+            stored = decode_png(data)
+            self._cache.put(page.page_id, page.rung, stored)
+        if rung is page.rung:
+            return stored
+        image = downsample(stored, ladder.spec(rung).size)
+        self._cache.put(page.page_id, rung, image)
+        return image
+
+    def item(self, page: Page, rung: Rung, *, with_png: bool) -> PageItem:
+        """The page as a context item at ``rung``, with its stored PNG when ``with_png`` and at its rung.
+
+        Raises:
+            PageNotFoundError: If the page was forgotten.
+        """
+        png = self._store.page_png(self._sid, page.page_id) if with_png and rung is page.rung else None
+        image = self.get(page, rung, png).copy()  # the cache keeps its own
+        return PageItem(page.page_id, image, rung, page_label(page.page_id, page.turns, rung), png)
+
+    def store_at(self, page: Page, rung: Rung, top: Image.Image | None = None) -> None:
+        """Replace a page's stored image by one at ``rung`` (none when forgotten); ``page.rung`` is unchanged.
+
+        Args:
+            page: The page, still at its old rung.
+            rung: The new rung.
+            top: A fresh render at the top rung to downsample (for a sharper rung); else the stored image.
+        """
+        image: Image.Image | None = None
+        if rung is not Rung.FORGOTTEN:
+            source = top if top is not None else self.get(page, page.rung)
+            image = downsample(source, ladder.spec(rung).size)
+        png = None if image is None else encode_png(image)
+        self._store.set_page_image(self._sid, page.page_id, rung.value, png)
+        self._cache.drop(page.page_id)
+        if image is not None:
+            self._cache.put(page.page_id, rung, image)
+
+    def rerender(self, page: Page, turns: TurnLookup, packed_upto: int, style: RenderStyle) -> Image.Image:
+        """The page at the top rung again, replayed from kept text with the same packer layout.
+
+        Args:
+            page: The page; the text of every turn on it must be in ``turns``.
+            turns: The turns whose text is kept.
+            packed_upto: One past the last turn packed so far.
+            style: The memory's render style.
+
+        Raises:
+            StoreError: If the replay does not reproduce the page's layout.
+        """
+        first = page.spans[0].turn
+        before = self._store.turn_packer_before(self._sid, first)
+        packer = PagePacker.restore(json.loads(before), turns, style) if before else PagePacker(style)
+        for tid in range(first, packed_upto):
+            for rendered in packer.iter_add(turns[tid], tid):
+                if rendered.spans == page.spans:
+                    image: Image.Image = rendered.image
+                    return image
+        raise StoreError(f"re-rendering page {page.page_id} from its kept text did not reproduce its layout")
