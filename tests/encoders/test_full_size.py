@@ -83,10 +83,12 @@ def test_full_size_encoder_bf16_close_to_fp32_on_gpu():
         pytest.skip("needs a CUDA GPU")
     from optical_memory.encoders._vision_model import deep_encoder_class
     from optical_memory.encoders.deepseek import DeepSeekOCREncoder
+    from optical_memory.encoders.sam_attention import fold_sam_attention
     from tests.encoders.tiny import noise_image
 
     config = translate_config(_official_config())
     model = randomize_(deep_encoder_class()(config), seed=0).eval().to("cuda")
+    fold_sam_attention(model)  # as from_pretrained does
     images = [noise_image(900, 1200, seed=s) for s in range(2)]
     high = DeepSeekOCREncoder(model, fingerprint="random", batch_size=2)
     fp32 = {rung: high.encode(images, rung) for rung in ("tiny", "base")}
