@@ -396,7 +396,8 @@ class OpticalMemory:
                 budget = assembly.default_budget(self.config.budget, self._policy)
             records = self._records()
             rungs, left_out = self._rungs(records, cost, budget)
-            with_png = fmt not in ("hf", EMBEDDINGS)  # these formats send PNG bytes: reuse the stored ones
+            # hosted formats send PNG bytes: reuse the stored ones (hf and embeddings take pixels)
+            with_png = fmt not in ("hf", EMBEDDINGS)
             shown = assembly.page_items(
                 records, rungs, lambda p, r: self._images.item(p, r, with_png=with_png)
             )
