@@ -1,10 +1,12 @@
-"""Context assembly for :meth:`~optical_memory.memory.OpticalMemory.context`: the format, the rungs that
-fit a budget, and what the built context costs.
+"""Context assembly for :meth:`~optical_memory.memory.OpticalMemory.context`: the format, the budget, the rungs
+that fit it, whether each page goes as an image or as text, and what the built context costs.
 
 Internal to :mod:`optical_memory.memory`, which reads its records under its lock and hands them here.
-Nothing here touches the store: rungs are chosen on copies, for one context only. Prices come from a
-:class:`~optical_memory.context.CostModel` and are additive except the introduction, whose wording
-counts the pages shown; :func:`fit` re-fits when that overshoots.
+Nothing here touches the store: rungs are chosen on copies, for one context only. A page whose text is
+still kept goes as text when its image (at the rung chosen) would cost at least as much, so a context
+never costs more than the plain history of the turns it carries. Prices come from a
+:class:`~optical_memory.context.CostModel` and are additive except the introduction, paid once when any
+image is shown; :func:`fit` re-fits when that overshoots.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from optical_memory import ladder
-from optical_memory.context import CostModel, Usage, turn_range
+from optical_memory.config import WINDOW_SHARE, Budget
+from optical_memory.context import CostModel, Usage, text_cost, turn_range
 from optical_memory.errors import ConfigError
 from optical_memory.formats import (
     EMBEDDINGS,
@@ -30,7 +33,8 @@ from optical_memory.ladder import Rung, rank
 from optical_memory.policies import DecayPolicy, PageState
 from optical_memory.providers import Provider
 from optical_memory.records import Page, TurnRecord
-from optical_memory.types import RenderedPage
+from optical_memory.tokens import ENCODINGS
+from optical_memory.types import RenderedPage, TurnSpan
 
 if TYPE_CHECKING:
     from optical_memory.embeddings import EmbeddingInputs
@@ -45,25 +49,33 @@ class Records:
 
     Attributes:
         turns: Every turn of the session (what the history would cost as text).
-        text: The turns sent as text: the system prompt, then the recent window.
+        text: Ids of the turns sent as text: the system prompt, then the recent window.
         n_system: How many of ``text`` are the system prompt.
         visible: The sealed pages not forgotten, oldest first.
+        forgotten: The sealed pages forgotten, oldest first.
         n_sealed: Sealed pages, forgotten ones too (the open page's id).
         open_page: A render of the open page, or None.
+        open_cost: The open page's turn pieces' text cost (see :func:`~optical_memory.context.text_cost`).
         top: The rung pages are rendered at (the open page's rung).
     """
 
     turns: Sequence[TurnRecord]
-    text: Sequence[TurnRecord]
+    text: Sequence[int]
     n_system: int
     visible: Sequence[Page]
+    forgotten: Sequence[Page]
     n_sealed: int
     open_page: RenderedPage | None
+    open_cost: Mapping[str, int]
     top: Rung
 
     def open_turns(self) -> tuple[int, int]:
         """The open page's first and last turn ids ((-1, -1) when there is none)."""
         return turn_range(self.open_page.spans) if self.open_page is not None else (-1, -1)
+
+    def kept(self, spans: Sequence[TurnSpan]) -> bool:
+        """Whether the text of every turn on a page is still kept."""
+        return all(self.turns[s.turn].content is not None for s in spans)
 
 
 def resolve_format(format: str | None, provider: Provider) -> str:
@@ -84,18 +96,72 @@ def resolve_format(format: str | None, provider: Provider) -> str:
     return EMBEDDINGS
 
 
-def default_budget(configured: int | None, policy: DecayPolicy) -> int | None:
-    """The budget of a context asked for without one: the config's, else the policy's standing one."""
-    return configured if configured is not None else getattr(policy, "budget", None)
+def resolve_budget(budget: Budget, provider: Provider) -> int | None:
+    """Tokens a context may cost: ``budget`` itself, the window share for ``"window"``, or None.
+
+    Raises:
+        ConfigError: For anything else.
+    """
+    if budget is None:
+        return None
+    if budget == "window":
+        return int(provider.context_window * WINDOW_SHARE)
+    if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
+        raise ConfigError(f"budget must be a positive number of tokens, 'window' or None; got {budget!r}")
+    return budget
 
 
-def text_cost(records: Records, cost: CostModel) -> int:
-    """What the turns sent as text cost."""
-    return sum(cost.text(t.tokens) for t in records.text)
+def text_cost_of(records: Records, cost: CostModel) -> int:
+    """What the turns sent as text (system and recent) cost."""
+    return sum(cost.text(records.turns[t].tokens) for t in records.text)
+
+
+def open_costs(records: Records, cost: CostModel, *, allow_text: bool) -> tuple[int, bool]:
+    """What the open page costs, and whether it goes as text (0 and False when there is none)."""
+    if records.open_page is None:
+        return 0, False
+    image = cost.page(records.n_sealed, records.open_turns(), records.top)
+    text = cost.page_text(records.open_cost) if allow_text else None
+    return (text, True) if text is not None and text <= image else (image, False)
+
+
+def page_texts(records: Records, cost: CostModel, *, allow_text: bool) -> list[int | None]:
+    """Each visible page's cost as text (None when its text is not kept, or pages go as images only)."""
+    return [
+        cost.page_text(p.text_cost) if allow_text and records.kept(p.spans) else None for p in records.visible
+    ]
+
+
+def page_states(
+    records: Records,
+    cost: CostModel,
+    texts: Sequence[int | None],
+    state: Callable[[Page, Mapping[Rung, int]], PageState],
+) -> list[PageState]:
+    """What the policy sees of each visible page: its cost at each rung, as text where that is cheaper."""
+    return [
+        state(page, cost.page_costs(page.page_id, page.turns, text))
+        for page, text in zip(records.visible, texts, strict=True)
+    ]
+
+
+def shown_cost(page: Page, rung: Rung, text: int | None, cost: CostModel) -> tuple[int, bool]:
+    """A page's cost in a context at ``rung``, and whether it goes as text (0 and False when forgotten)."""
+    if rung is Rung.FORGOTTEN:
+        return 0, False
+    image = cost.page(page.page_id, page.turns, rung)
+    return (text, True) if text is not None and text <= image else (image, False)
 
 
 def fit(
-    policy: DecayPolicy, records: Records, states: Sequence[PageState], cost: CostModel, budget: int
+    policy: DecayPolicy,
+    records: Records,
+    states: Sequence[PageState],
+    texts: Sequence[int | None],
+    cost: CostModel,
+    budget: int,
+    *,
+    allow_text: bool,
 ) -> tuple[list[Rung], tuple[int, ...]]:
     """Rungs that fit ``budget`` for one context (the policy's budget rule; stored pages are untouched).
 
@@ -103,8 +169,10 @@ def fit(
         policy: The memory's policy.
         records: The memory's records.
         states: The visible pages' states, priced by ``cost``.
+        texts: The visible pages' costs as text (see :func:`page_texts`).
         cost: The target provider's prices.
         budget: Most tokens the context may cost.
+        allow_text: Whether the open page may go as text.
 
     Returns:
         One rung per visible page (never sharper than stored), and the ids left out only for the budget.
@@ -113,65 +181,137 @@ def fit(
         ConfigError: If the budget is below what always stays (the text and the open page), or no
             assignment fits it.
     """
-    visible, has_open = records.visible, records.open_page is not None
-    open_cost = cost.page(records.n_sealed, records.open_turns(), records.top) if has_open else None
-    text = text_cost(records, cost)
-    fixed = text + (open_cost or 0)
-    _check_floor(budget, fixed + cost.intro(int(has_open)), text, open_cost)
+    visible = records.visible
+    open_cost, open_text = open_costs(records, cost, allow_text=allow_text)
+    open_image = records.open_page is not None and not open_text
+    text = text_cost_of(records, cost)
+    fixed = text + open_cost
+    _check_floor(budget, fixed + cost.intro(int(open_image)), text, open_cost)
     target = budget
-    # costs are additive except the introduction's page count: re-fit while that overshoots
+    # costs are additive except the introduction, paid once when any image shows: re-fit on overshoot
     for _ in range(_FIT_TRIES):
-        assignment = policy.assign(
-            states, budget=target, fixed_cost=fixed + cost.intro(len(visible) + has_open)
-        )
+        assignment = policy.assign(states, budget=target, fixed_cost=fixed)
         rungs = [
             r if rank(r) >= rank(p.rung) else p.rung for p, r in zip(visible, assignment.rungs, strict=True)
         ]
-        shown = sum(r is not Rung.FORGOTTEN for r in rungs) + has_open
-        pages = sum(cost.page(p.page_id, p.turns, r) for p, r in zip(visible, rungs, strict=True))
-        total = fixed + cost.intro(shown) + pages
+        chosen = [shown_cost(p, r, t, cost) for p, r, t in zip(visible, rungs, texts, strict=True)]
+        images = sum(
+            1
+            for (c, as_text), r in zip(chosen, rungs, strict=True)
+            if r is not Rung.FORGOTTEN and not as_text
+        )
+        total = fixed + cost.intro(images + open_image) + sum(c for c, _ in chosen)
         if total <= budget:
             return rungs, assignment.forgotten_for_budget
         target -= total - budget
     raise ConfigError(f"could not fit the context into a budget of {budget} tokens")
 
 
-def _check_floor(budget: int, floor: int, text: int, open_cost: int | None) -> None:
+def _check_floor(budget: int, floor: int, text: int, open_cost: int) -> None:
     if budget < floor:
-        open_page = "" if open_cost is None else f" and the open page ({open_cost} tokens)"
+        open_page = f" and the open page ({open_cost} tokens)" if open_cost else ""
         raise ConfigError(
             f"the budget of {budget} tokens is smaller than the recent text alone ({text} tokens)"
             f"{open_page}, which always stay: raise the budget or keep fewer recent turns as text"
         )
 
 
-def page_items(
-    records: Records, rungs: Sequence[Rung], item: Callable[[Page, Rung], PageItem]
-) -> list[PageItem]:
-    """The pages shown, oldest first: each visible page not left out (``item`` makes it), the open page."""
-    shown = [item(p, r) for p, r in zip(records.visible, rungs, strict=True) if r is not Rung.FORGOTTEN]
+def older_items(
+    records: Records,
+    rungs: Sequence[Rung],
+    texts: Sequence[int | None],
+    cost: CostModel,
+    image: Callable[[Page, Rung], PageItem],
+    *,
+    allow_text: bool,
+) -> tuple[list[Item], int]:
+    """The older conversation, oldest first: each page shown as an image or as its turns' text.
+
+    Returns:
+        The items (consecutive pieces of one turn sent as text are joined into one item), and how many
+        pages went as text.
+    """
+    items: list[Item] = []
+    as_text = 0
+    for page, rung, text in zip(records.visible, rungs, texts, strict=True):
+        if rung is Rung.FORGOTTEN:
+            continue
+        if shown_cost(page, rung, text, cost)[1]:
+            _add_text(items, records, page.spans)
+            as_text += 1
+        else:
+            items.append(image(page, rung))
     if records.open_page is not None:
-        pid, top = records.n_sealed, records.top
-        label = page_label(pid, records.open_turns(), top)
-        shown.append(PageItem(pid, records.open_page.image.copy(), top, label))
-    return shown
+        if open_costs(records, cost, allow_text=allow_text)[1]:
+            _add_text(items, records, records.open_page.spans)
+            as_text += 1
+        else:
+            pid, top = records.n_sealed, records.top
+            label = page_label(pid, records.open_turns())
+            items.append(PageItem(pid, records.open_page.image.copy(), top, label, None, cost.detail(top)))
+    return items, as_text
 
 
-def ordered(records: Records, shown: Sequence[PageItem]) -> list[Item]:
-    """The context's items in order: system text, the pages shown, then the recent turns."""
-    text = [TextItem(t.role, t.content or "", t.name) for t in records.text]
-    return [*text[: records.n_system], *shown, *text[records.n_system :]]
+def _add_text(items: list[Item], records: Records, spans: Sequence[TurnSpan]) -> None:
+    """Append a page's turn pieces as text items, joining a piece onto the one before it from its turn."""
+    for span in spans:
+        rec = records.turns[span.turn]
+        piece = (rec.content or "")[span.start : span.end]
+        last = span.end >= len(rec.content or "")
+        item = TextItem(
+            rec.role,
+            piece,
+            rec.name,
+            rec.tool_calls if last else (),
+            rec.tool_call_id,
+            span.turn,
+        )
+        prev = items[-1] if items else None
+        if isinstance(prev, TextItem) and prev.turn == span.turn:
+            items[-1] = TextItem(
+                rec.role, prev.content + piece, rec.name, item.tool_calls, rec.tool_call_id, span.turn
+            )
+        else:
+            items.append(item)
+
+
+def text_items(records: Records, ids: Sequence[int]) -> list[TextItem]:
+    """Whole turns as text items."""
+    out = []
+    for t in ids:
+        rec = records.turns[t]
+        out.append(TextItem(rec.role, rec.content or "", rec.name, rec.tool_calls, rec.tool_call_id, t))
+    return out
+
+
+def ordered(records: Records, older: Sequence[Item]) -> list[Item]:
+    """The context's items in order: system text, the older conversation, then the recent turns."""
+    text = text_items(records, records.text)
+    return [*text[: records.n_system], *older, *text[records.n_system :]]
 
 
 def message_usage(
-    records: Records, cost: CostModel, shown: Sequence[PageItem], left_out: tuple[int, ...]
+    records: Records,
+    cost: CostModel,
+    items: Sequence[Item],
+    left_out: tuple[int, ...],
+    budget: int | None,
+    as_text: int,
 ) -> Usage:
-    """What a message context costs: text turns, the introduction and page labels, and page images."""
+    """What a message context costs: its text items, the introduction and page labels, and page images."""
     turns = {p.page_id: p.turns for p in records.visible}
     turns[records.n_sealed] = records.open_turns()
-    labels = sum(cost.label(i.page_id, turns[i.page_id], i.rung) for i in shown)
-    text = text_cost(records, cost) + cost.intro(len(shown)) + labels
-    return usage(records, cost, text, sum(cost.images[i.rung] for i in shown), shown, left_out)
+    pages = [i for i in items if isinstance(i, PageItem)]
+    labels = sum(cost.label(i.page_id, turns[i.page_id]) for i in pages)
+    text = sum(_item_text_cost(i, cost) for i in items if isinstance(i, TextItem))
+    text += cost.intro(len(pages)) + labels
+    image = sum(cost.images[i.rung] for i in pages)
+    return usage(records, cost, text, image, pages, left_out, budget, as_text)
+
+
+def _item_text_cost(item: TextItem, cost: CostModel) -> int:
+    counts = text_cost([(item.content, item.tool_calls)], (cost.encoding,))
+    return counts[cost.encoding] + cost.overhead
 
 
 def usage(
@@ -181,21 +321,28 @@ def usage(
     image: int,
     shown: Sequence[PageItem],
     left_out: tuple[int, ...],
+    budget: int | None,
+    as_text: int,
 ) -> Usage:
     """The :class:`~optical_memory.context.Usage` of a context sending ``text`` and ``image`` tokens."""
     history = sum(cost.text(t.tokens) for t in records.turns)
+    dropped = [p for p in records.visible if p.page_id in set(left_out)] + list(records.forgotten)
+    carried = history - sum(cost.page_text(p.text_cost) or p.text_tokens for p in dropped)
     total = text + image
     ratio = history / total if total else 1.0
-    return Usage(history, text, image, total, _per_rung(records, shown), ratio, tuple(left_out))
+    per_rung = _per_rung(records, shown, as_text)
+    return Usage(
+        history, text, image, total, per_rung, ratio, tuple(left_out), max(carried, 0), as_text, budget
+    )
 
 
-def _per_rung(records: Records, shown: Sequence[PageItem]) -> Mapping[str, int]:
-    """Pages shown at each rung, every rung name present; ``forgotten`` counts the pages not shown."""
+def _per_rung(records: Records, shown: Sequence[PageItem], as_text: int) -> Mapping[str, int]:
+    """Pages shown as images at each rung, every rung name present; ``forgotten`` counts pages not shown."""
     per_rung = dict.fromkeys(_RUNG_NAMES, 0)
     for item in shown:
         per_rung[item.rung.value] += 1
     n_pages = records.n_sealed + (records.open_page is not None)
-    per_rung[Rung.FORGOTTEN.value] = n_pages - len(shown)
+    per_rung[Rung.FORGOTTEN.value] = n_pages - len(shown) - as_text
     return per_rung
 
 
@@ -215,3 +362,13 @@ def embedding_inputs(
     shown = [i for i in items if isinstance(i, PageItem)]
     pages = [PagePart(p.page_id, t) for p, t in zip(shown, tokens, strict=True)]
     return build_inputs(tokenizer, system, pages, turns, table)
+
+
+def page_text_cost(turns: Sequence[TurnRecord], spans: Sequence[TurnSpan]) -> dict[str, int]:
+    """What a page's turn pieces cost as text, per bundled encoding (their text must be kept)."""
+    pieces = []
+    for span in spans:
+        rec = turns[span.turn]
+        content = rec.content or ""
+        pieces.append((content[span.start : span.end], rec.tool_calls if span.end >= len(content) else ()))
+    return text_cost(pieces, ENCODINGS)

@@ -1,34 +1,45 @@
 """User settings of a memory: :class:`MemoryConfig` (pydantic, strict, saved with each stored session).
 
-A config says how large the recent text window is, at which size pages are rendered, whether the text of
-paged turns is kept, which decay policy assigns rungs (and its settings), and the default target provider
-and budget of :meth:`OpticalMemory.context <optical_memory.memory.OpticalMemory.context>`.
+A config says how large the recent text window is, whether the text of paged turns is kept, which decay
+policy assigns rungs (and its settings), the target provider of
+:meth:`OpticalMemory.context <optical_memory.memory.OpticalMemory.context>` and its budget, and the render
+profile pages are made with (by default the target provider's row of :data:`optical_memory.profiles.PROFILES`).
 
-Validation happens at the boundary: unknown fields, an unknown policy or provider name, or policy
+The budget is one setting: a number of tokens, ``"window"`` (the default: :data:`WINDOW_SHARE` of the
+target model's context window, from the provider table), or None (no bound). ``context(budget=...)``
+overrides it for one call.
+
+Validation happens at the boundary: unknown fields, an unknown policy, provider or profile name, or policy
 settings the policy does not accept are refused when the config is built. :func:`as_config` turns a
 mapping, a JSON string or a config into a :class:`MemoryConfig` and reports problems as
 :class:`~optical_memory.errors.ConfigError` (pydantic's own ``ValidationError`` is a ``ValueError`` too).
+Configs saved by version 0.1 (``page_size``, the ``budget`` policy) are read and translated.
 
 ``encoder`` (an :class:`EncoderConfig`, or its name as a string) chooses the vision encoder of the
 ``embeddings`` context format; None keeps the deterministic fake encoder, so nothing in the core needs torch.
 
 A stored session keeps its config. Reopening with another config replaces it only when the two are
-compatible (:meth:`MemoryConfig.check_compatible`): ``page_size`` cannot change, because stored pages
-were laid out at that size.
+compatible (:meth:`MemoryConfig.check_compatible`): the render profile cannot change, because stored pages
+were laid out with it.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from optical_memory import ladder
 from optical_memory.errors import ConfigError, OpticalMemoryError
+from optical_memory.profiles import RenderProfile, load_profile, profile_for
+
+WINDOW_SHARE = 0.5
+"""The share of the target model's context window a context fits by default (``budget="window"``)."""
 
 PAGE_SIZES = tuple(s.size for s in ladder.LADDER)
+Budget = int | Literal["window"] | None
 
 
 class EncoderConfig(BaseModel):
@@ -113,27 +124,32 @@ class MemoryConfig(BaseModel):
     recent_tokens: int | None = Field(
         default=None, ge=0, description="Most o200k tokens the recent text window may hold (None: no limit)."
     )
-    page_size: int = Field(
-        default=1280,
-        description=f"Side in pixels at which pages are rendered: the top rung ({', '.join(map(str, PAGE_SIZES))}).",
-    )
     keep_text: bool = Field(
         default=False,
         description="Keep the text of paged turns too (exact recall; pages pinned sharper are re-rendered).",
     )
-    policy: str = Field(default="age", description="Decay policy assigning rungs: 'age' or 'budget'.")
+    policy: str = Field(default="age", description="Decay policy assigning rungs: 'age'.")
     policy_options: dict[str, Any] = Field(
         default_factory=dict,
         description="Settings of the policy, e.g. {'unit': 'pages', 'large': 2, 'base': 4, 'small': 8}.",
     )
     provider: str = Field(
         default="deepseek-ocr",
-        description="Default target of context(), e.g. 'openai:gpt-4o' (prices images).",
+        description="Default target of context(), e.g. 'openai:gpt-4o' (prices images, chooses the profile).",
     )
-    budget: int | None = Field(
+    budget: Budget = Field(
+        default="window",
+        description=(
+            "Most tokens a context may cost, in the provider's tokens: a number, 'window' (half the model's "
+            "context window) or None (no bound); context(budget=...) overrides it per call."
+        ),
+    )
+    profile: str | dict[str, Any] | None = Field(
         default=None,
-        ge=1,
-        description="Default token budget of context() in the provider's tokens (None: none).",
+        description=(
+            "Render profile: None (the provider's), a profile name, a .json profile file, or a dict of fields "
+            "overriding the provider's profile, e.g. {'body_px': 18}."
+        ),
     )
     encoder: EncoderConfig | None = Field(
         default=None,
@@ -148,11 +164,39 @@ class MemoryConfig(BaseModel):
     def _encoder_shorthand(cls, value: Any) -> Any:
         return {"name": value} if isinstance(value, str) else value
 
-    @field_validator("page_size")
+    @model_validator(mode="before")
     @classmethod
-    def _page_size_on_ladder(cls, value: int) -> int:
-        if value not in PAGE_SIZES:
-            raise ValueError(f"page_size must be one of the ladder sizes {PAGE_SIZES}; got {value}")
+    def _read_version_1(cls, data: Any) -> Any:
+        """Translate configs saved by version 0.1: ``page_size`` and the ``budget`` policy."""
+        if not isinstance(data, Mapping):
+            return data
+        data = dict(data)
+        if "page_size" in data:
+            size = data.pop("page_size")
+            if size not in PAGE_SIZES:
+                raise ValueError(f"page_size must be one of the ladder sizes {PAGE_SIZES}; got {size}")
+            if data.get("profile") is None:  # 0.1 drew DeepSeek-OCR pages whatever the provider
+                data["profile"] = {
+                    "name": "deepseek-ocr",
+                    "formula": "deepseek-ocr",
+                    "rungs": {s.rung.value: [s.size, s.size] for s in ladder.LADDER if s.size <= size},
+                    "body_px": round(22 * size / 1280),
+                    "margin_px": round(32 * size / 1280),
+                }
+            data.setdefault("budget", None)  # 0.1 had no default bound
+        if data.get("policy") == "budget":
+            options = dict(data.get("policy_options") or {})
+            standing = options.pop("budget", None)
+            data["policy"], data["policy_options"] = "age", options
+            if data.get("budget") is None:
+                data["budget"] = standing
+        return data
+
+    @field_validator("budget")
+    @classmethod
+    def _budget_valid(cls, value: Budget) -> Budget:
+        if isinstance(value, bool) or (isinstance(value, int) and value < 1):
+            raise ValueError(f"budget must be a positive number of tokens, 'window' or None; got {value!r}")
         return value
 
     @field_validator("provider")
@@ -177,14 +221,27 @@ class MemoryConfig(BaseModel):
             raise ValueError(
                 "set recent_turns or recent_tokens (or both); with neither nothing is ever paged"
             )
+        try:
+            self.render_profile()
+        except OpticalMemoryError as exc:
+            raise ValueError(str(exc)) from None
         return self
+
+    def render_profile(self) -> RenderProfile:
+        """The profile pages are made with: ``profile`` applied to the provider's row.
+
+        Raises:
+            ConfigError: If the profile is unknown or invalid.
+        """
+        from optical_memory.providers import get_provider
+
+        base = profile_for(get_provider(self.provider).formula)
+        return base if self.profile is None else load_profile(self.profile, base=base)
 
     @property
     def top_rung(self) -> ladder.Rung:
         """The rung at which pages are rendered (the sharpest a page can be)."""
-        rung = ladder.rung_for_size(self.page_size)
-        assert rung is not None  # checked by the validator
-        return rung
+        return self.render_profile().top
 
     def build_policy(self) -> Any:
         """A fresh policy object built from ``policy`` and ``policy_options``.
@@ -203,13 +260,15 @@ class MemoryConfig(BaseModel):
         """Check that this config can replace ``stored`` for an existing session.
 
         Raises:
-            ConfigError: If ``page_size`` differs (stored pages were laid out at the stored size).
+            ConfigError: If the render profile's pages differ (stored pages were laid out with the stored
+                one).
         """
-        if self.page_size != stored.page_size:
+        mine, theirs = self.render_profile(), stored.render_profile()
+        if (mine.rungs, mine.style()) != (theirs.rungs, theirs.style()):
             raise ConfigError(
-                f"page_size {self.page_size} does not match the session's stored page_size "
-                f"{stored.page_size}: pages already stored were laid out at that size; open without a "
-                "config, or use a new session"
+                f"this config draws pages with profile {mine.describe()}, but the session's pages were "
+                f"laid out with {theirs.describe()}: open without a config, set profile={theirs.name!r} "
+                "(with the same overrides), or use a new session"
             )
 
     def to_json(self) -> str:

@@ -3,13 +3,17 @@ how a context is priced in one provider's tokens (:class:`CostModel`).
 
 Accounting, in the target provider's own tokens:
 
-- a text turn costs its content's tokens (the provider's encoding; o200k_base unless it says otherwise)
-  plus the provider's per-message overhead (3 for OpenAI chat, 0 elsewhere); the few words some formats
-  wrap around a tool turn (``Tool result (name):``) are not counted;
-- a page costs the provider's price of a square image at its rung (``Provider.image_tokens``) plus the
-  tokens of its label (``page 3 (turns 10-14, small)``), which the formats send as a text part before it;
-- the sentence introducing the pages (:data:`optical_memory.formats.PAGES_INTRO`) and one message
-  overhead are paid once when any page is shown;
+- a text turn costs its content's tokens plus its tool calls' names and arguments (the provider's
+  encoding; o200k_base unless it says otherwise) plus the provider's per-message overhead (3 for OpenAI
+  chat, 0 elsewhere); the few words some formats wrap around a tool turn are not counted;
+- a page sent as an image costs the provider's price of the image at its rung (its render profile's size
+  and detail at that rung, ``Provider.image_tokens``), times the calibration ratio learned from the
+  provider's reported usage, plus the tokens of its label (``page 3, turns 10-14``), which the
+  formats send as a text part before it;
+- a page sent as text costs what its turn pieces cost as text turns (counted per encoding when it was
+  sealed): a page whose image would cost at least as much goes as text, when its text is still kept;
+- the sentence introducing the page images (:data:`optical_memory.formats.PAGES_INTRO`) and one message
+  overhead are paid once when any image is shown;
 - ``history_text_tokens`` is what the whole history would cost as plain text turns (each turn's tokens
   plus the overhead), counted when each turn was added, so it stays right after the text is forgotten.
 
@@ -20,6 +24,7 @@ page; :class:`~optical_memory.memory.OpticalMemory` checks the sum it actually b
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -28,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from optical_memory import ladder
 from optical_memory.formats import Item, intro_text, page_label
 from optical_memory.ladder import Rung
+from optical_memory.profiles import RenderProfile
 from optical_memory.providers import Provider
 from optical_memory.tokens import DEFAULT_ENCODING, count_tokens
 from optical_memory.types import TurnSpan
@@ -68,6 +74,10 @@ class Usage:
         ratio: ``history_text_tokens / context_tokens`` (1.0 for an empty context).
         forgotten_for_budget: Ids of the pages left out of this context only to fit the budget (they are
             still stored).
+        carried_text_tokens: What the part of the history this context still carries (as text or on
+            pages shown) would cost as plain text: the history less the pages forgotten or left out.
+        pages_as_text: Pages sent as their turns' text, because their image would cost more.
+        budget: The budget the context was fitted to (None: unbounded).
     """
 
     history_text_tokens: int
@@ -77,6 +87,14 @@ class Usage:
     pages_per_rung: Mapping[str, int]
     ratio: float
     forgotten_for_budget: tuple[int, ...] = ()
+    carried_text_tokens: int = 0
+    pages_as_text: int = 0
+    budget: int | None = None
+
+    @property
+    def carried_ratio(self) -> float:
+        """``carried_text_tokens / context_tokens``: the ratio over what the context still carries."""
+        return self.carried_text_tokens / self.context_tokens if self.context_tokens else 1.0
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able dict of the usage."""
@@ -88,6 +106,10 @@ class Usage:
             "pages_per_rung": dict(self.pages_per_rung),
             "ratio": self.ratio,
             "forgotten_for_budget": list(self.forgotten_for_budget),
+            "carried_text_tokens": self.carried_text_tokens,
+            "carried_ratio": self.carried_ratio,
+            "pages_as_text": self.pages_as_text,
+            "budget": self.budget,
         }
 
 
@@ -105,6 +127,8 @@ class Context:
         embeddings: For the ``embeddings`` format only: input ids and ``inputs_embeds`` for a self-hosted
             DeepSeek-OCR language model (:class:`~optical_memory.embeddings.EmbeddingInputs`); its
             ``messages`` are then empty. None for the message formats.
+        image_ratio: The calibration ratio its image tokens were priced with (see
+            :meth:`~optical_memory.memory.OpticalMemory.observe_usage`).
     """
 
     messages: list[dict[str, Any]]
@@ -114,6 +138,7 @@ class Context:
     provider: str
     items: tuple[Item, ...] = field(default=(), repr=False)
     embeddings: EmbeddingInputs | None = field(default=None, repr=False)
+    image_ratio: float = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,10 +152,14 @@ class PageInfo:
         age_turns: Turns added after its last turn.
         turns: Ids of the first and last turn it holds.
         spans: The character ranges of each turn it holds.
-        cost: DeepSeek-OCR positions at its rung (0 when forgotten).
+        cost: What its image costs at its rung in the memory's provider's tokens (0 when forgotten).
         sealed: False for the open page, which is still filling.
         pinned: The rung it is pinned at, if any.
         text_kept: True when the text of every turn on it is still stored.
+        width: Its width in pixels at its rung (0 when forgotten).
+        height: Its height in pixels at its rung (0 when forgotten).
+        text_tokens: o200k tokens of the text drawn on it.
+        fill: ``text_tokens`` over the tokens of plain prose a full page holds (1.0: as full as prose).
     """
 
     page_id: int
@@ -143,6 +172,10 @@ class PageInfo:
     sealed: bool
     pinned: Rung | None
     text_kept: bool
+    width: int = 0
+    height: int = 0
+    text_tokens: int = 0
+    fill: float = 0.0
 
 
 def turn_range(spans: tuple[TurnSpan, ...]) -> tuple[int, int]:
@@ -153,56 +186,97 @@ def turn_range(spans: tuple[TurnSpan, ...]) -> tuple[int, int]:
 
 
 class CostModel:
-    """Prices text and pages for one provider, for pages rendered at ``page_size``.
+    """Prices text, and pages as images or as text, for one provider and one render profile.
 
-    Rungs sharper than the page size cost what the top rung costs (a page cannot be sharper than it
-    was rendered). Label token counts are cached per (page, turns, rung).
+    Rungs a profile does not have cost what the rung they clamp to costs. A rung's image detail (OpenAI
+    ``low``, a Gemini 3 level) applies only when the provider uses the formula the profile was made for.
+
+    Args:
+        provider: The target.
+        profile: The profile the pages were made with.
+        ratio: Billed over predicted image tokens, learned from reported usage (1.0: the formula as is).
     """
 
-    def __init__(self, provider: Provider, page_size: int) -> None:
+    def __init__(self, provider: Provider, profile: RenderProfile, ratio: float = 1.0) -> None:
         self.provider = provider
+        self.profile = profile
+        self.ratio = ratio
         self.encoding = provider.text_encoding
         self.overhead = provider.message_overhead
-        top = provider.image_tokens(page_size, page_size)
-        images = {
-            s.rung: (provider.image_tokens(s.size, s.size) if s.size <= page_size else top)
-            for s in ladder.LADDER
-        }
+        images = {}
+        for spec in ladder.LADDER:
+            shape = profile.shape(spec.rung)
+            price = provider.image_tokens(shape.width, shape.height, self.detail(spec.rung))
+            images[spec.rung] = math.ceil(price * ratio - 1e-9)
         images[Rung.FORGOTTEN] = 0
         self.images: Mapping[Rung, int] = MappingProxyType(images)
-        self._labels: dict[tuple[int, tuple[int, int], Rung], int] = {}
-        self._intro: dict[int, int] = {}
+        self._labels: dict[tuple[int, tuple[int, int]], int] = {}
+        self._intro = count_tokens(intro_text(), self.encoding) + self.overhead
+
+    def detail(self, rung: Rung) -> str | None:
+        """The detail images at ``rung`` are sent with (None: the model's default)."""
+        if self.provider.detail is not None:
+            return self.provider.detail
+        if rung is Rung.FORGOTTEN or self.profile.formula != self.provider.formula:
+            return None
+        return self.profile.shape(rung).detail
 
     def text(self, tokens: Mapping[str, int]) -> int:
         """Cost of one text turn whose per-encoding token counts are ``tokens``."""
         n = tokens.get(self.encoding, tokens.get(DEFAULT_ENCODING, 0))
         return n + self.overhead
 
-    def label(self, page_id: int, turns: tuple[int, int], rung: Rung) -> int:
-        """Tokens of a page's label at a rung."""
-        key = (page_id, turns, rung)
+    def page_text(self, text_cost: Mapping[str, int]) -> int | None:
+        """Cost of a page sent as its turn pieces' text (None when the page's text cost is not known)."""
+        if not text_cost:
+            return None
+        n = text_cost.get(self.encoding, text_cost.get(DEFAULT_ENCODING, 0))
+        return n + self.overhead * text_cost.get("messages", 1)
+
+    def label(self, page_id: int, turns: tuple[int, int]) -> int:
+        """Tokens of a page's label."""
+        key = (page_id, turns)
         n = self._labels.get(key)
         if n is None:
             if len(self._labels) > 200_000:
                 self._labels.clear()
-            n = self._labels[key] = count_tokens(page_label(page_id, turns, rung), self.encoding)
+            n = self._labels[key] = count_tokens(page_label(page_id, turns), self.encoding)
         return n
 
     def page(self, page_id: int, turns: tuple[int, int], rung: Rung) -> int:
-        """A page's cost at a rung: its image plus its label (0 when forgotten)."""
+        """A page's cost as an image at a rung: its image plus its label (0 when forgotten)."""
         if rung is Rung.FORGOTTEN:
             return 0
-        return self.images[rung] + self.label(page_id, turns, rung)
+        return self.images[rung] + self.label(page_id, turns)
 
-    def page_costs(self, page_id: int, turns: tuple[int, int]) -> dict[Rung, int]:
-        """A page's cost at every rung (the ``costs`` a policy's PageState takes)."""
-        return {rung: self.page(page_id, turns, rung) for rung in ladder.ORDER}
+    def page_costs(self, page_id: int, turns: tuple[int, int], text: int | None = None) -> dict[Rung, int]:
+        """A page's cost at every rung: as an image, or as ``text`` when that is no dearer (the ``costs`` a
+        policy's PageState takes)."""
+        costs = {rung: self.page(page_id, turns, rung) for rung in ladder.ORDER}
+        if text is not None:
+            costs = {rung: c if rung is Rung.FORGOTTEN else min(c, text) for rung, c in costs.items()}
+        return costs
 
     def intro(self, count: int) -> int:
-        """Cost of presenting ``count`` pages at all: the introduction plus one message overhead."""
-        if count <= 0:
-            return 0
-        n = self._intro.get(count)
-        if n is None:
-            n = self._intro[count] = count_tokens(intro_text(count), self.encoding) + self.overhead
-        return n
+        """Cost of presenting ``count`` page images at all: the introduction plus one message overhead."""
+        return self._intro if count > 0 else 0
+
+
+def text_cost(pieces: list[tuple[str, tuple[object, ...]]], encodings: tuple[str, ...]) -> dict[str, int]:
+    """What text pieces cost per encoding, plus how many messages they make (``"messages"``).
+
+    Args:
+        pieces: ``(text, tool calls)`` per piece; a piece's calls are counted when it ends its turn.
+        encodings: The encodings to count in.
+    """
+    out = {enc: sum(turn_text_tokens(text, calls, enc) for text, calls in pieces) for enc in encodings}
+    out["messages"] = len(pieces)
+    return out
+
+
+def turn_text_tokens(content: str, calls: tuple[object, ...], encoding: str) -> int:
+    """Tokens of a turn's text as a provider reads it: its content, then each call's name and arguments."""
+    n = count_tokens(content, encoding)
+    for call in calls:
+        n += count_tokens(call.name, encoding) + count_tokens(call.arguments, encoding)  # type: ignore[attr-defined]
+    return n

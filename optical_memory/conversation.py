@@ -8,7 +8,10 @@ Accepted, detected from the content (not the file name):
 - ShareGPT: ``{"conversations": [{"from": "human" | "gpt" | "system", "value": ...}]}``, a list of
   such objects (read one after another), or one object per JSON line.
 
-Content may be a string or a list of text parts, as in the OpenAI API.
+Content may be a string or a list of text parts, as in the OpenAI API; assistant messages may carry
+``tool_calls`` and tool messages a ``tool_call_id``. In ShareGPT, a ``function_call`` message (JSON
+``{"name", "arguments"}``) becomes an assistant turn with one tool call, numbered ``call_<n>`` in order,
+and the ``observation`` that follows becomes the tool turn answering it.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from optical_memory.errors import InputError
-from optical_memory.types import Turn, as_turn
+from optical_memory.types import ToolCall, Turn, as_tool_call, as_turn
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +44,8 @@ SHAREGPT_ROLES = {
 
 
 def _sharegpt_turns(record: Mapping[str, Any], where: str) -> list[Turn]:
-    turns = []
+    turns: list[Turn] = []
+    pending: list[str] = []  # ids of function calls not yet answered by an observation
     for i, message in enumerate(record["conversations"]):
         if not isinstance(message, Mapping) or "from" not in message:
             raise InputError(f"{where}: ShareGPT message {i} has no 'from' field")
@@ -51,8 +55,32 @@ def _sharegpt_turns(record: Mapping[str, Any], where: str) -> list[Turn]:
                 f"{where}: ShareGPT message {i} is from {message['from']!r}; "
                 f"known speakers: {', '.join(sorted(SHAREGPT_ROLES))}"
             )
-        turns.append(as_turn({"role": SHAREGPT_ROLES[speaker], "content": message.get("value", "")}))
+        value = message.get("value", "")
+        try:
+            if speaker == "function_call":
+                call = _sharegpt_call(value, f"call_{i}")
+                pending.append(call.id)
+                turns.append(Turn("assistant", "", tool_calls=(call,)))
+            elif SHAREGPT_ROLES[speaker] == "tool" and pending:
+                turns.append(as_turn({"role": "tool", "content": value, "tool_call_id": pending.pop(0)}))
+            else:
+                turns.append(as_turn({"role": SHAREGPT_ROLES[speaker], "content": value}))
+        except InputError as exc:
+            raise InputError(f"{where}: ShareGPT message {i}: {exc}") from None
     return turns
+
+
+def _sharegpt_call(value: Any, call_id: str) -> ToolCall:
+    """A ShareGPT ``function_call`` value (JSON ``{"name", "arguments"}``) as a tool call."""
+    try:
+        data = json.loads(value) if isinstance(value, str) else value
+    except ValueError:
+        raise InputError(
+            f"a function_call value must be JSON {{'name', 'arguments'}}; got {value!r:.80}"
+        ) from None
+    if not isinstance(data, Mapping):
+        raise InputError(f"a function_call value must be a JSON object; got {value!r:.80}")
+    return as_tool_call({"id": call_id, "name": data.get("name"), "arguments": data.get("arguments", {})})
 
 
 def _message_turn(message: Any, where: str) -> Turn:

@@ -17,12 +17,12 @@ from collections.abc import Mapping, Sequence
 
 from PIL import Image
 
-from optical_memory import ladder
 from optical_memory.errors import PageNotFoundError, StoreError
 from optical_memory.formats import PageItem, page_label
 from optical_memory.images import decode_png, downsample, encode_png
 from optical_memory.ladder import Rung
 from optical_memory.policies import PageState
+from optical_memory.profiles import RenderProfile
 from optical_memory.records import ImageCache, Page, TurnLookup
 from optical_memory.renderers import PagePacker, RenderStyle
 from optical_memory.store import Store
@@ -44,16 +44,19 @@ def page_state(
     )
 
 
-def is_settled(page: Page, *, tiny_final: bool) -> bool:
-    """True when no age can move this page again: unpinned and forgotten, or at Tiny for good."""
+def is_settled(page: Page, *, final: Rung | None) -> bool:
+    """True when no age can move this page again: unpinned and forgotten, or at ``final`` for good."""
     if page.pinned is not None:
         return False
-    return page.rung is Rung.FORGOTTEN or (page.rung is Rung.TINY and tiny_final)
+    return page.rung is Rung.FORGOTTEN or page.rung is final
 
 
-def settled_upto(pages: Sequence[Page], start: int, *, tiny_final: bool) -> int:
-    """The first page from ``start`` on that an age can still move (``len(pages)`` when none can)."""
-    while start < len(pages) and is_settled(pages[start], tiny_final=tiny_final):
+def settled_upto(pages: Sequence[Page], start: int, *, final: Rung | None) -> int:
+    """The first page from ``start`` on that an age can still move (``len(pages)`` when none can).
+
+    ``final`` is the profile's last rung when the policy never forgets by age (None when it does).
+    """
+    while start < len(pages) and is_settled(pages[start], final=final):
         start += 1
     return start
 
@@ -69,12 +72,18 @@ class PageImages:
     Args:
         store: The memory's store.
         sid: The session id.
+        profile: The render profile: the size of a page at each rung.
     """
 
-    def __init__(self, store: Store, sid: int) -> None:
+    def __init__(self, store: Store, sid: int, profile: RenderProfile) -> None:
         self._store = store
         self._sid = sid
+        self.profile = profile
         self._cache = ImageCache()
+
+    def _resize(self, image: Image.Image, rung: Rung) -> Image.Image:
+        shape = self.profile.shape(rung)
+        return downsample(image, shape.width, shape.height)
 
     def clear(self) -> None:
         """Forget every decoded image (after a reload)."""
@@ -108,11 +117,11 @@ class PageImages:
             self._cache.put(page.page_id, page.rung, stored)
         if rung is page.rung:
             return stored
-        image = downsample(stored, ladder.spec(rung).size)
+        image = self._resize(stored, rung)
         self._cache.put(page.page_id, rung, image)
         return image
 
-    def item(self, page: Page, rung: Rung, *, with_png: bool) -> PageItem:
+    def item(self, page: Page, rung: Rung, *, with_png: bool, detail: str | None) -> PageItem:
         """The page as a context item at ``rung``, with its stored PNG when ``with_png`` and at its rung.
 
         Raises:
@@ -120,7 +129,8 @@ class PageImages:
         """
         png = self._store.page_png(self._sid, page.page_id) if with_png and rung is page.rung else None
         image = self.get(page, rung, png).copy()  # the cache keeps its own
-        return PageItem(page.page_id, image, rung, page_label(page.page_id, page.turns, rung), png)
+        label = page_label(page.page_id, page.turns)
+        return PageItem(page.page_id, image, rung, label, png, detail)
 
     def store_at(self, page: Page, rung: Rung, top: Image.Image | None = None) -> None:
         """Replace a page's stored image by one at ``rung`` (none when forgotten); ``page.rung`` is unchanged.
@@ -133,7 +143,7 @@ class PageImages:
         image: Image.Image | None = None
         if rung is not Rung.FORGOTTEN:
             source = top if top is not None else self.get(page, page.rung)
-            image = downsample(source, ladder.spec(rung).size)
+            image = self._resize(source, rung)
         png = None if image is None else encode_png(image)
         self._store.set_page_image(self._sid, page.page_id, rung.value, png)
         self._cache.drop(page.page_id)

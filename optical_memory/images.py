@@ -18,19 +18,24 @@ MAX_PIXELS = 64_000_000
 """Largest image :func:`decode_png` accepts (about 8000 x 8000), in pixels."""
 
 
-def downsample(image: Image.Image, size: int) -> Image.Image:
-    """Resize a square page to ``size`` x ``size`` with a Lanczos filter (a copy when already that size).
+def downsample(image: Image.Image, width: int, height: int | None = None) -> Image.Image:
+    """Resize a page to ``width`` x ``height`` (square when ``height`` is None) with a Lanczos filter.
+
+    A copy is returned when the page already has that size.
 
     Raises:
-        InputError: If ``size`` is not positive or would enlarge the page.
+        InputError: If a side is not positive or would enlarge the page.
     """
-    if size <= 0:
-        raise InputError(f"page size must be positive, got {size}")
-    if size > max(image.size):
-        raise InputError(f"cannot downsample a {image.width}px page to a larger {size}px page")
-    if image.size == (size, size):
+    height = width if height is None else height
+    if width <= 0 or height <= 0:
+        raise InputError(f"page size must be positive, got {width}x{height}")
+    if width > image.width or height > image.height:
+        raise InputError(
+            f"cannot downsample a {image.width}x{image.height} page to a larger {width}x{height} page"
+        )
+    if image.size == (width, height):
         return image.copy()
-    return image.resize((size, size), Image.Resampling.LANCZOS)
+    return image.resize((width, height), Image.Resampling.LANCZOS)
 
 
 def encode_png(image: Image.Image) -> bytes:

@@ -2,26 +2,35 @@
 
 How a turn travels (see ``design/ARCHITECTURE.md``):
 
-1. ``add(turn)`` stores it. Leading system turns (the system prompt) stay text for good; every other turn
-   enters the recent window, which holds the newest turns as text (``recent_turns`` / ``recent_tokens``).
+1. ``add(turn)`` checks it (a tool result must answer a call the session made) and stores it. Leading
+   system turns (the system prompt) stay text for good; every other turn enters the recent window, which
+   holds the newest turns as text (``recent_turns`` / ``recent_tokens``).
 2. Turns leaving the window go, in order, to a :class:`~optical_memory.renderers.PagePacker`, which lays
-   out only that turn and appends it to the open page. Sealed pages are stored as PNG at the top rung.
-   The open page is shown at the top rung, never decays, and is not stored as an image: its turns' text
-   is kept until sealed, and a reopened store rebuilds it with ``PagePacker.restore``.
-3. Once a turn lies wholly in sealed pages its text is dropped (only its token counts stay), unless
-   ``keep_text=True``. The configured policy's age rule runs on every add (for ``unit="pages"`` only when
-   a page was sealed, since ages change only then) and demotes pages *in place*: the stored PNG is
-   replaced by a downsampled one. A page never becomes sharper by itself; with kept text a page pinned
-   sharper is re-rendered from its turns with the same packer layout (a replay from the packer state saved
-   just before its first turn was packed).
-4. ``context(provider=..., budget=...)`` builds the messages: system text, pages oldest first (each at its
-   rung; under a budget the policy demotes or leaves out pages for this response only, on copies), the
-   open page, then the recent turns.
+   out only that turn and appends it to the open page. An assistant turn that calls tools leaves together
+   with its results (it waits for them), so a call and its result are never split by the window. Pages
+   are laid out with the config's render profile (by default the provider's; see
+   :mod:`optical_memory.profiles`). Sealed pages are stored as PNG at the top rung, with what their turn
+   pieces would cost as text. The open page is never decayed and not stored as an image: its turns'
+   text is kept until sealed, and a reopened store rebuilds it with ``PagePacker.restore``.
+3. A sealed page's turns keep their text until the page's image (at its rung) costs less than that text
+   on the memory's provider; then the text of turns wholly on such pages is dropped (only their token
+   counts stay), unless ``keep_text=True``. The configured policy's age rule runs on every add (for
+   ``unit="pages"`` only when a page was sealed, since ages change only then) and demotes pages *in
+   place*: the stored PNG is replaced by a downsampled one (rungs the profile lacks map to its nearest).
+   A page never becomes sharper by itself; with kept text a page pinned sharper is re-rendered from its
+   turns with the same packer layout (a replay from the packer state saved just before its first turn).
+4. ``context(provider=..., budget=...)`` builds the messages: system text, then the older conversation
+   oldest first (each page at its rung, as an image, or as its turns' text when that is no dearer and
+   still kept; under the budget the policy demotes or leaves out pages for this response only, on
+   copies), then the recent turns. The budget defaults to half the target model's context window.
 
 Cost per add is flat in the history: one turn's layout, a PNG encode per sealed page, a downsample per
 demoted page, and at most one pass over page metadata (kept in memory; only changed rows are written).
 Everything is one SQLite transaction; if anything fails the transaction rolls back and the in-memory
 state is reloaded from the store, so memory and store never disagree. All methods are thread-safe.
+
+``observe_usage(context, input_tokens)`` learns, per model, how the provider's bill compares with the
+image formula, and prices later contexts (and their budgets) with that ratio.
 """
 
 from __future__ import annotations
@@ -34,22 +43,23 @@ import weakref
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from PIL import Image
 
-from optical_memory import assembly, decay, ladder
-from optical_memory.config import MemoryConfig, as_config
-from optical_memory.context import AddResult, Context, CostModel, PageInfo, turn_range
+from optical_memory import assembly, decay
+from optical_memory.config import Budget, MemoryConfig, as_config
+from optical_memory.context import AddResult, Context, CostModel, PageInfo, turn_range, turn_text_tokens
 from optical_memory.errors import ConfigError, InputError, PageNotFoundError, StoreError
 from optical_memory.formats import EMBEDDINGS, Item, PageItem, build_messages
 from optical_memory.ladder import Rung, as_rung, rank
-from optical_memory.policies import AgeLadder, PageState, TokenBudget
-from optical_memory.providers import get_provider
+from optical_memory.policies import AgeLadder, PageState
+from optical_memory.providers import Provider, get_provider
 from optical_memory.records import Page, TurnLookup, TurnRecord
-from optical_memory.renderers import PagePacker, RenderStyle
-from optical_memory.store import MEMORY, Store, TurnRow
-from optical_memory.tokens import DEFAULT_ENCODING, ENCODINGS, count_tokens
+from optical_memory.renderers import PagePacker
+from optical_memory.renderers.packer import page_capacity
+from optical_memory.store import MEMORY, Store
+from optical_memory.tokens import DEFAULT_ENCODING, ENCODINGS
 from optical_memory.types import RenderedPage, Turn, TurnSpan, as_turn
 from optical_memory.vision import TokenRequest, Vision, page_tokens
 
@@ -59,6 +69,10 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
+CALIBRATION_BOUNDS = (0.5, 2.0)
+"""The learned billed/predicted image ratio stays within these bounds (a report outside them is clipped)."""
+_CALIBRATION_MEMORY = 20
+"""Reports a learned ratio averages over (later reports move it by at most 1/20 each)."""
 
 
 class OpticalMemory:
@@ -86,7 +100,7 @@ class OpticalMemory:
         """Open (or create) a session in a SQLite file and resume it exactly.
 
         An existing session keeps its stored config unless ``config`` is given; a new config must be
-        compatible with the stored one (same ``page_size``) and replaces it.
+        compatible with the stored one (the same render profile) and replaces it.
 
         Raises:
             StoreError: If the file is not a store, is from a newer version, or cannot be read.
@@ -128,8 +142,6 @@ class OpticalMemory:
                     config=config.to_json(),
                 )
         self._sid = row.id
-        self._images = decay.PageImages(store, row.id)
-        self._costs: dict[str, CostModel] = {}
         self._load()
 
     def _load(self) -> None:
@@ -138,44 +150,67 @@ class OpticalMemory:
         if row is None:
             raise StoreError(f"session {self.session!r} vanished from the store")
         self.config = as_config(row.config)
+        self.profile = self.config.render_profile()
         self._policy = self.config.build_policy()
-        # stored rungs follow the age rule alone; a budget (TokenBudget's standing one too) is per context
-        self._age_policy = self._policy.inner if isinstance(self._policy, TokenBudget) else self._policy
-        self._age_unit = getattr(self._age_policy, "unit", None)
-        self._tiny_final = isinstance(self._age_policy, AgeLadder) and self._age_policy.forget_after is None
+        self._age_unit = getattr(self._policy, "unit", None)
+        never_forgets = isinstance(self._policy, AgeLadder) and self._policy.forget_after is None
+        self._final = self.profile.last if never_forgets else None
         # pages below this index are unpinned and at their final rung: the age pass skips them
         self._settled = 0
-        self._top = self.config.top_rung
-        self._style = RenderStyle.for_size(self.config.page_size)
-        self._cost = self._cost_model(self.config.provider)
+        self._top = self.profile.top
+        self._style = self.profile.style()
+        self._images = decay.PageImages(self._store, self._sid, self.profile)
+        self._costs: dict[tuple[str, str | None], CostModel] = {}
+        self._cost = self._cost_model(get_provider(self.config.provider))
         vision: Vision | None = getattr(self, "_vision", None)
         if vision is None or vision.config != self.config.encoder:
             vision = Vision(self.config.encoder)
         self._vision = vision  # kept across reloads while its settings hold: the encoder loads once
-        self._turns = [
-            TurnRecord(t.role, t.name, t.content, t.tokens, t.added) for t in self._store.turns(self._sid)
-        ]
+        self._turns = [TurnRecord.from_row(t) for t in self._store.turns(self._sid)]
+        self._calls = {c.id: c.name for rec in self._turns for c in rec.tool_calls}
         self._pages = [Page.from_row(p) for p in self._store.pages(self._sid)]
         self._open_pin = None if row.open_pin is None else as_rung(row.open_pin)
-        self._text_floor = row.n_system  # packed turns below this have had their text dropped
         self._n_system = row.n_system
         self._packed_upto = row.packed_upto
         self._window: deque[int] = deque(range(self._packed_upto, len(self._turns)))
         self._window_o200k = sum(self._turns[t].tokens.get(DEFAULT_ENCODING, 0) for t in self._window)
-        if row.packer_state:
-            state = json.loads(row.packer_state)
-            self._packer = PagePacker.restore(state, TurnLookup(self._turns), self._style)
-        else:
-            self._packer = PagePacker(self._style)
+        self._packer = self._restore_packer(row.packer_state)
         self._pending_ids = self._packer.pending_turn_ids()
         self._pending_render: RenderedPage | None = None
+        self._pending_cost: dict[str, int] | None = None
         self._images.clear()
-        self._page_cost_sum = sum(self._cost.page(p.page_id, p.turns, p.rung) for p in self._pages)
+        self._paid = 0  # pages below this index pay as images (or are forgotten): their turns drop text
+        self._text_floor = next(
+            (t for t in range(self._n_system, self._packed_upto) if self._turns[t].content is not None),
+            self._packed_upto,
+        )
+        self._page_cost_sum = 0
+        self._image_pages = 0
+        for page in self._pages:
+            self._account(page, 1)
 
-    def _cost_model(self, provider: str) -> CostModel:
-        model = self._costs.get(provider)
+    def _restore_packer(self, state: str | None) -> PagePacker:
+        """The packer of the open page; an open page saved by an older layout is laid out again."""
+        if not state:
+            return PagePacker(self._style)
+        try:
+            return PagePacker.restore(json.loads(state), TurnLookup(self._turns), self._style)
+        except InputError as exc:
+            ids = [int(i) for i in json.loads(state).get("turn_ids", [])]
+            logger.warning("laying out the open page of session %r again (%s)", self.session, exc)
+            packer = PagePacker(self._style)
+            for tid in ids:
+                for _ in packer.iter_add(self._turns[tid].turn(), tid):
+                    pass  # an older layout may overflow: the open page keeps its last part
+            return packer
+
+    def _cost_model(self, provider: Provider) -> CostModel:
+        key = (provider.name, provider.detail)
+        model = self._costs.get(key)
         if model is None:
-            model = self._costs[provider] = CostModel(get_provider(provider), self.config.page_size)
+            learned = self._store.calibration(provider.name)
+            ratio = 1.0 if learned is None else learned[0]
+            model = self._costs[key] = CostModel(provider, self.profile, ratio)
         return model
 
     # --- adding turns ---------------------------------------------------------------------------------
@@ -185,31 +220,46 @@ class OpticalMemory:
             return len(self._turns)
 
     def add(self, turn: Turn | Mapping[str, Any] | str, *, role: str | None = None) -> AddResult:
-        """Add one turn: a Turn, an OpenAI-style dict, or a string with ``role=``.
+        """Add one turn: a Turn, an OpenAI-style dict (with ``tool_calls`` / ``tool_call_id``), or a string
+        with ``role=``.
 
         Raises:
-            InputError: If the turn is malformed (no role, unknown role, non-text content).
+            InputError: If the turn is malformed (no role, unknown role, non-text content, tool call
+                arguments that are not JSON) or answers a tool call this session never made; nothing is
+                stored then.
             StoreError: If the store cannot be written (nothing of the turn is kept then).
         """
         t = as_turn(turn, role=role)
-        tokens = {enc: count_tokens(t.content, enc) for enc in ENCODINGS}
+        tokens = {enc: turn_text_tokens(t.content, t.tool_calls, enc) for enc in ENCODINGS}
         with self._lock:
             self._check_open()
+            if t.tool_call_id is not None:
+                if t.tool_call_id not in self._calls:
+                    raise InputError(
+                        f"tool result answers call {t.tool_call_id!r}, which no assistant turn of session "
+                        f"{self.session!r} made: add the assistant turn with that tool call first"
+                    )
+                if t.name is None:
+                    t = Turn(t.role, t.content, self._calls[t.tool_call_id], t.tool_calls, t.tool_call_id)
             return self._write(lambda: self._add(t, tokens))
 
     def _add(self, t: Turn, tokens: dict[str, int]) -> AddResult:
         tid = len(self._turns)
-        now = time.time()
-        self._turns.append(TurnRecord(t.role, t.name, t.content, tokens, now))
-        self._store.insert_turn(self._sid, TurnRow(tid, t.role, t.name, t.content, tokens, now))
+        rec = TurnRecord(t.role, t.name, t.content, tokens, time.time(), t.tool_calls, t.tool_call_id)
+        self._turns.append(rec)
+        self._calls.update((c.id, c.name) for c in t.tool_calls)
+        self._store.insert_turn(self._sid, rec.to_row(tid))
         if self._n_system == tid and t.role == "system":
             self._n_system += 1
             self._packed_upto = tid + 1
+            self._text_floor = max(self._text_floor, tid + 1)
         else:
             self._window.append(tid)
             self._window_o200k += tokens.get(DEFAULT_ENCODING, 0)
         sealed = self._evict()
         demoted = self._apply_age(force=bool(sealed))
+        if not self.config.keep_text:
+            self._drop_paid_text()
         self._save_session()
         return AddResult(tid, tuple(sealed), tuple(demoted), self._current_cost())
 
@@ -219,46 +269,82 @@ class OpticalMemory:
             return True
         return cfg.recent_tokens is not None and self._window_o200k > cfg.recent_tokens
 
+    def _group(self) -> int:
+        """How many turns leave the window together from its oldest end (0: they must wait).
+
+        An assistant turn that calls tools leaves with the tool turns answering it; while a call is
+        unanswered and nothing newer than its results has come, the turn waits in the window.
+        """
+        head = self._turns[self._window[0]]
+        if not head.tool_calls:
+            return 1
+        waiting = {c.id for c in head.tool_calls}
+        n = 1
+        while n < len(self._window) and waiting:
+            rec = self._turns[self._window[n]]
+            if rec.role != "tool" or rec.tool_call_id not in waiting:
+                break
+            waiting.discard(rec.tool_call_id)
+            n += 1
+        return 0 if waiting and n == len(self._window) else n
+
     def _evict(self) -> list[int]:
         """Move turns leaving the recent window into pages; returns the ids of pages sealed."""
         sealed: list[int] = []
         packed = False
         while self._window and self._over_window():
-            tid = self._window.popleft()
-            rec = self._turns[tid]
-            self._window_o200k -= rec.tokens.get(DEFAULT_ENCODING, 0)
-            if self.config.keep_text:
-                self._store.set_packer_before(self._sid, tid, json.dumps(self._packer.state()))
-            for rendered in self._packer.iter_add(rec.turn(), tid):
-                sealed.append(self._seal(rendered))
-            self._packed_upto = tid + 1
+            n = self._group()
+            if n == 0:
+                break
+            for _ in range(n):
+                tid = self._window.popleft()
+                rec = self._turns[tid]
+                self._window_o200k -= rec.tokens.get(DEFAULT_ENCODING, 0)
+                if self.config.keep_text:
+                    self._store.set_packer_before(self._sid, tid, json.dumps(self._packer.state()))
+                for rendered in self._packer.iter_add(rec.turn(), tid):
+                    sealed.append(self._seal(rendered))
+                self._packed_upto = tid + 1
             packed = True
         if packed:
             self._pending_ids = self._packer.pending_turn_ids()
             self._pending_render = None
-            if sealed and not self.config.keep_text:
-                self._drop_sealed_text()
+            self._pending_cost = None
         return sealed
 
     def _seal(self, rendered: RenderedPage) -> int:
         pid = len(self._pages)
         page = Page(
-            pid, self._top, rendered.spans, rendered.text_tokens, rendered.missing_glyphs, time.time()
+            pid,
+            self._top,
+            rendered.spans,
+            rendered.text_tokens,
+            rendered.missing_glyphs,
+            time.time(),
+            text_cost=assembly.page_text_cost(self._turns, rendered.spans),
         )
         page.pinned, self._open_pin = self._open_pin, None  # a pin on the open page holds once it is sealed
         self._images.insert(page, rendered.image)
         self._pages.append(page)
-        self._page_cost_sum += self._cost.page(pid, page.turns, page.rung)
+        self._account(page, 1)
         return pid
 
-    def _drop_sealed_text(self) -> None:
-        """Forget the text of every packed turn that lies wholly in sealed pages."""
-        bound = self._pending_ids[0] if self._pending_ids else self._packed_upto
-        done = [
-            t
-            for t in range(max(self._text_floor, self._n_system), bound)
-            if self._turns[t].content is not None
-        ]
+    def _pays(self, page: Page) -> bool:
+        """Whether a sealed page's image at its rung costs less than its text on the memory's provider."""
+        if page.rung is Rung.FORGOTTEN:
+            return True
+        text = self._cost.page_text(page.text_cost)
+        return text is None or self._cost.page(page.page_id, page.turns, page.rung) < text
+
+    def _drop_paid_text(self) -> None:
+        """Forget the text of every packed turn lying wholly on pages that pay as images."""
+        while self._paid < len(self._pages) and self._pays(self._pages[self._paid]):
+            self._paid += 1
+        if self._paid < len(self._pages):
+            bound = self._pages[self._paid].spans[0].turn
+        else:
+            bound = self._pending_ids[0] if self._pending_ids else self._packed_upto
+        done = [t for t in range(self._text_floor, bound) if self._turns[t].content is not None]
         self._text_floor = max(self._text_floor, bound)
         if done:
             self._store.drop_turn_text(self._sid, done)
@@ -291,11 +377,12 @@ class OpticalMemory:
         if not self._pages or (self._age_unit == "pages" and not force):
             return []
         now = time.time()
-        self._settled = decay.settled_upto(self._pages, self._settled, tiny_final=self._tiny_final)
+        self._settled = decay.settled_upto(self._pages, self._settled, final=self._final)
         live = decay.movable(self._pages[self._settled :])
-        assignment = self._age_policy.assign([self._state(p, self._cost.images, now) for p in live])
+        assignment = self._policy.assign([self._state(p, self._cost.images, now) for p in live])
         demoted = []
         for page, rung in zip(live, assignment.rungs, strict=True):
+            rung = self.profile.clamp(rung)
             if rank(rung) > rank(page.rung):
                 demoted.append(page.page_id)
             self._set_rung(page, rung)
@@ -303,13 +390,23 @@ class OpticalMemory:
 
     def _set_rung(self, page: Page, rung: Rung) -> None:
         """Store a page at another rung: downsample in place, re-render from kept text, or forget."""
+        rung = self.profile.clamp(rung)
         if rung is page.rung:
             return
         sharper = rung is not Rung.FORGOTTEN and rank(rung) < rank(page.rung)
         self._images.store_at(page, rung, self._rerender(page) if sharper else None)
-        old, new = (self._cost.page(page.page_id, page.turns, r) for r in (page.rung, rung))
-        self._page_cost_sum += new - old
+        self._account(page, -1)
         page.rung = rung
+        self._account(page, 1)
+        if sharper:
+            self._paid = min(self._paid, page.page_id)
+
+    def _account(self, page: Page, sign: int) -> None:
+        """Add (or take away) a sealed page's share of the running context cost on the memory's provider."""
+        text = self._cost.page_text(page.text_cost) if self._text_kept(page.spans) else None
+        cost, as_text = assembly.shown_cost(page, page.rung, text, self._cost)
+        self._page_cost_sum += sign * cost
+        self._image_pages += sign * (page.rung is not Rung.FORGOTTEN and not as_text)
 
     def _rerender(self, page: Page) -> Image.Image:
         """The page at the top rung again, replayed from kept text with the same packer layout.
@@ -338,23 +435,29 @@ class OpticalMemory:
             self._pending_render = self._packer.pending()
         return self._pending_render
 
-    def _open_turns(self) -> tuple[int, int]:
-        return (self._pending_ids[0], self._pending_ids[-1])
+    def _open_cost(self) -> dict[str, int]:
+        """What the open page's turn pieces cost as text, per encoding (counted once per open page)."""
+        pending = self._pending()
+        if pending is None:
+            return {}
+        if self._pending_cost is None:
+            self._pending_cost = assembly.page_text_cost(self._turns, pending.spans)
+        return self._pending_cost
 
     def _visible(self) -> Iterator[Page]:
         return (p for p in self._pages if p.rung is not Rung.FORGOTTEN)
 
-    def _text_turns(self) -> list[TurnRecord]:
-        """The turns sent as text: the system prompt, then the recent window."""
-        return [self._turns[t] for t in (*range(self._n_system), *self._window)]
-
     def _current_cost(self) -> int:
-        """The default provider's context cost without a budget (kept as running sums)."""
+        """The memory's provider's context cost without a budget (kept as running sums)."""
         c = self._cost
-        text = sum(c.text(t.tokens) for t in self._text_turns())
-        shown = sum(1 for _ in self._visible()) + bool(self._pending_ids)
-        pending = c.page(len(self._pages), self._open_turns(), self._top) if self._pending_ids else 0
-        return text + self._page_cost_sum + pending + c.intro(shown)
+        text = sum(c.text(self._turns[t].tokens) for t in (*range(self._n_system), *self._window))
+        open_cost = open_image = 0
+        if self._pending_ids:
+            turns = (self._pending_ids[0], self._pending_ids[-1])
+            image = c.page(len(self._pages), turns, self._top)
+            as_text = c.page_text(self._open_cost())
+            open_cost, open_image = (as_text, 0) if as_text is not None and as_text <= image else (image, 1)
+        return text + self._page_cost_sum + open_cost + c.intro(self._image_pages + open_image)
 
     def _check_open(self) -> None:
         if self._store.closed:
@@ -363,85 +466,124 @@ class OpticalMemory:
     # --- the context (assembled by optical_memory.assembly) -------------------------------------------
 
     def context(
-        self, *, provider: str | None = None, budget: int | None = None, format: str | None = None
+        self,
+        *,
+        provider: str | None = None,
+        budget: Budget | Literal["config"] = "config",
+        format: str | None = None,
+        detail: str | None = None,
     ) -> Context:
-        """The context to send: system text, pages oldest first, the open page, then the recent turns.
+        """The context to send: system text, the older conversation oldest first, then the recent turns.
+
+        Each page of the older conversation goes at its rung as an image, or as its turns' text when its
+        image would cost at least as much and its text is still kept.
 
         Args:
             provider: Target provider (prices images and text); the config's provider when None.
-            budget: Most tokens the context may cost, in the provider's tokens; the config's budget when
-                None. Pages are demoted or left out for this context only (stored pages are untouched).
+            budget: Most tokens the context may cost, in the provider's tokens: a number, ``"window"``
+                (half the model's context window), None (no bound), or ``"config"`` (the default: the
+                config's ``budget``). Pages are demoted or left out for this context only (stored pages
+                are untouched).
             format: Message format (see :data:`optical_memory.formats.FORMATS`); the provider's default
                 when None. ``"embeddings"`` (provider ``deepseek-ocr``) returns no messages but
                 ``Context.embeddings``: input ids and ``inputs_embeds`` for a self-hosted DeepSeek-OCR
                 language model (layout in :mod:`optical_memory.embeddings`), with vision tokens from the
-                configured encoder, cached in the store per page, rung and encoder. Its ``usage`` counts
-                sequence positions: image positions, and the rest as text tokens; the budget is fitted
-                with the provider's estimate (o200k text), and ``history_text_tokens`` stays that estimate.
+                configured encoder, cached in the store per page, rung and encoder; every page goes as an
+                image there. Its ``usage`` counts sequence positions: image positions, and the rest as
+                text tokens.
+            detail: The image detail every page is sent with (OpenAI ``low``, ``high``, ``auto``,
+                ``original``; a Gemini 3 ``media_resolution`` level), overriding the profile's per-rung
+                detail; priced accordingly.
 
         Raises:
-            ProviderError: For an unknown provider.
+            ProviderError: For an unknown provider, or a detail the provider does not take.
             ConfigError: For an unknown format, a budget smaller than the text that must stay, or the
                 ``embeddings`` format for another provider or without a DeepSeek-OCR tokenizer configured.
             CheckpointError: If the configured checkpoint cannot be loaded.
         """
-        name = get_provider(provider or self.config.provider).name
+        target = get_provider(provider or self.config.provider, detail=detail)
         with self._lock:
             self._check_open()
             if self._age_unit == "seconds":  # wall-clock ages move without adds: decay now
                 self._write(lambda: self._apply_age(force=True))
-            cost = self._cost_model(name)
+            cost = self._cost_model(target)
             fmt = assembly.resolve_format(format, cost.provider)
-            if budget is None:
-                budget = assembly.default_budget(self.config.budget, self._policy)
+            limit = assembly.resolve_budget(self.config.budget if budget == "config" else budget, target)
+            allow_text = fmt != EMBEDDINGS
             records = self._records()
-            rungs, left_out = self._rungs(records, cost, budget)
+            texts = assembly.page_texts(records, cost, allow_text=allow_text)
+            rungs, left_out = self._rungs(records, texts, cost, limit, allow_text=allow_text)
             # hosted formats send PNG bytes: reuse the stored ones (hf and embeddings take pixels)
             with_png = fmt not in ("hf", EMBEDDINGS)
-            shown = assembly.page_items(
-                records, rungs, lambda p, r: self._images.item(p, r, with_png=with_png)
+            older, as_text = assembly.older_items(
+                records,
+                rungs,
+                texts,
+                cost,
+                lambda p, r: self._images.item(p, r, with_png=with_png, detail=cost.detail(r)),
+                allow_text=allow_text,
             )
-            items = assembly.ordered(records, shown)
+            items = assembly.ordered(records, older)
             if fmt == EMBEDDINGS:
-                return self._embeddings_context(records, items, shown, cost, left_out)
-            usage = assembly.message_usage(records, cost, shown, left_out)
-            formatted = build_messages(items, format=fmt, detail=cost.provider.detail)
-            return Context(formatted.messages, formatted.system, usage, fmt, name, tuple(items))
+                return self._embeddings_context(records, items, cost, left_out, limit)
+            usage = assembly.message_usage(records, cost, items, left_out, limit, as_text)
+            formatted = build_messages(items, format=fmt, detail=target.detail)
+            return Context(
+                formatted.messages,
+                formatted.system,
+                usage,
+                fmt,
+                target.name,
+                tuple(items),
+                image_ratio=cost.ratio,
+            )
 
     def _records(self) -> assembly.Records:
         return assembly.Records(
             self._turns,
-            self._text_turns(),
+            (*range(self._n_system), *self._window),
             self._n_system,
             list(self._visible()),
+            [p for p in self._pages if p.rung is Rung.FORGOTTEN],
             len(self._pages),
             self._pending(),
+            self._open_cost(),
             self._top,
         )
 
     def _rungs(
-        self, records: assembly.Records, cost: CostModel, budget: int | None
+        self,
+        records: assembly.Records,
+        texts: list[int | None],
+        cost: CostModel,
+        budget: int | None,
+        *,
+        allow_text: bool,
     ) -> tuple[list[Rung], tuple[int, ...]]:
         """Each visible page's rung in this context: the stored one, or what fits ``budget``."""
         if budget is None:
             return [p.rung for p in records.visible], ()
         now = time.time()
-        states = [self._state(p, cost.page_costs(p.page_id, p.turns), now) for p in records.visible]
-        return assembly.fit(self._policy, records, states, cost, budget)
+        states = assembly.page_states(records, cost, texts, lambda p, costs: self._state(p, costs, now))
+        rungs, left_out = assembly.fit(
+            self._policy, records, states, texts, cost, budget, allow_text=allow_text
+        )
+        return [self.profile.clamp(r) for r in rungs], left_out
 
     def _embeddings_context(
         self,
         records: assembly.Records,
         items: list[Item],
-        shown: list[PageItem],
         cost: CostModel,
         left_out: tuple[int, ...],
+        budget: int | None,
     ) -> Context:
         """The ``embeddings`` context: vision tokens (cached per page, rung and encoder) laid out as ids."""
         from optical_memory.embeddings import load_tokenizer
 
         tokenizer = load_tokenizer(self._vision.tokenizer_path())  # fail before encoding anything
         encoder = self._vision.encoder
+        shown = [i for i in items if isinstance(i, PageItem)]
         requests = [
             TokenRequest(p.page_id, p.rung, p.image, cacheable=p.page_id < records.n_sealed) for p in shown
         ]
@@ -450,8 +592,59 @@ class OpticalMemory:
             self._write(lambda: self._store.put_vision_tokens(self._sid, encoder.fingerprint, new_rows))
         inputs = assembly.embedding_inputs(tokenizer, items, tokens, self._n_system, self._vision.table)
         image = int(inputs.image_mask.sum())
-        usage = assembly.usage(records, cost, len(inputs) - image, image, shown, left_out)
+        usage = assembly.usage(records, cost, len(inputs) - image, image, shown, left_out, budget, 0)
         return Context([], None, usage, EMBEDDINGS, cost.provider.name, tuple(items), inputs)
+
+    def observe_usage(self, context: Context, input_tokens: int) -> float | None:
+        """Learn from the input tokens a provider reported for a request built from ``context``.
+
+        The image part of the bill (``input_tokens`` less the context's text tokens) over the image
+        tokens the formula predicted is one report; the model's ratio is the running mean of its reports
+        (the last :data:`_CALIBRATION_MEMORY`), kept within :data:`CALIBRATION_BOUNDS` and saved in the
+        store (shared by its sessions). Later contexts for that model, and their budgets, are priced
+        with it.
+
+        Args:
+            context: A context this memory built.
+            input_tokens: The input (prompt) tokens the provider reported for the request.
+
+        Returns:
+            The model's ratio now, or None when the context had no image to learn from.
+
+        Raises:
+            InputError: If ``input_tokens`` is not a positive whole number, or the context is not a
+                message context.
+        """
+        if isinstance(input_tokens, bool) or not isinstance(input_tokens, int) or input_tokens <= 0:
+            raise InputError(
+                f"input_tokens must be the positive number of input tokens billed; got {input_tokens!r}"
+            )
+        if context.format == EMBEDDINGS:
+            raise InputError("usage is learned from hosted providers' bills, not from an embeddings context")
+        used = context.usage
+        if used.image_tokens == 0:
+            return None
+        formula = used.image_tokens / context.image_ratio
+        report = min(max((input_tokens - used.text_tokens) / formula, 0.25), 4.0)
+        with self._lock:
+            self._check_open()
+            learned = self._store.calibration(context.provider)
+            ratio, samples = learned if learned is not None else (1.0, 0)
+            weight = min(samples, _CALIBRATION_MEMORY - 1)
+            low, high = CALIBRATION_BOUNDS
+            ratio = min(max((ratio * weight + report) / (weight + 1), low), high)
+            self._write(lambda: self._store.set_calibration(context.provider, ratio, samples + 1))
+            self._costs = {k: v for k, v in self._costs.items() if k[0] != context.provider}
+            if context.provider == self._cost.provider.name:
+                self._load()
+        logger.info(
+            "%s: billed/predicted image tokens %.3f this request; learned ratio %.3f from %d reports",
+            context.provider,
+            report,
+            ratio,
+            samples + 1,
+        )
+        return ratio
 
     # --- pages ------------------------------------------------------------------------------------------
 
@@ -459,23 +652,56 @@ class OpticalMemory:
         """Every page, oldest first: sealed pages (forgotten ones too), then the open page if any."""
         with self._lock:
             self._check_open()
-            out = [self._info(p.page_id, p.rung, p.spans, p.pinned, sealed=True) for p in self._pages]
+            out = [
+                self._info(p.page_id, p.rung, p.spans, p.pinned, p.text_tokens, sealed=True)
+                for p in self._pages
+            ]
             pending = self._pending()
             if pending is not None:
                 out.append(
-                    self._info(len(self._pages), self._top, pending.spans, self._open_pin, sealed=False)
+                    self._info(
+                        len(self._pages),
+                        self._top,
+                        pending.spans,
+                        self._open_pin,
+                        pending.text_tokens,
+                        sealed=False,
+                    )
                 )
             return out
 
     def _info(
-        self, page_id: int, rung: Rung, spans: tuple[TurnSpan, ...], pinned: Rung | None, *, sealed: bool
+        self,
+        page_id: int,
+        rung: Rung,
+        spans: tuple[TurnSpan, ...],
+        pinned: Rung | None,
+        text_tokens: int,
+        *,
+        sealed: bool,
     ) -> PageInfo:
         turns = turn_range(spans)
         age_pages = len(self._pages) - 1 - page_id if sealed else -1
         age_turns = len(self._turns) - 1 - turns[1]
-        text_kept = self._text_kept(spans) if sealed else True  # the open page's turns keep their text
-        cost = ladder.positions(rung)
-        return PageInfo(page_id, rung, age_pages, age_turns, turns, spans, cost, sealed, pinned, text_kept)
+        text_kept = self._text_kept(spans)
+        shape = None if rung is Rung.FORGOTTEN else self.profile.shape(rung)
+        fill = text_tokens / page_capacity(self._style)
+        return PageInfo(
+            page_id,
+            rung,
+            age_pages,
+            age_turns,
+            turns,
+            spans,
+            self._cost.images[rung],
+            sealed,
+            pinned,
+            text_kept,
+            shape.width if shape else 0,
+            shape.height if shape else 0,
+            text_tokens,
+            fill,
+        )
 
     def _page(self, page_id: int) -> Page:
         if isinstance(page_id, bool) or not isinstance(page_id, int) or not 0 <= page_id < len(self._pages):
@@ -553,7 +779,7 @@ class OpticalMemory:
             target = None if rung is None else as_rung(rung)
             if target is not None and rank(target) < rank(self._top):
                 raise ConfigError(
-                    f"pages are rendered at {self.config.page_size} px: the sharpest rung is {self._top.value}"
+                    f"pages are rendered with profile {self.profile.name!r}: the sharpest rung is {self._top.value}"
                 )
             if self._is_open_page(page_id):
                 pin = target or self._top
@@ -618,6 +844,8 @@ class OpticalMemory:
             self._store.set_pin(self._sid, page.page_id, None)
             page.pinned = None
         self._set_rung(page, Rung.FORGOTTEN)
+        if not self.config.keep_text:
+            self._drop_paid_text()
 
     def _write(self, action: Callable[[], _T]) -> _T:
         """Run ``action`` in one transaction; if it fails, reload so that memory agrees with the store."""

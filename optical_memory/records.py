@@ -7,32 +7,56 @@ decoded images are kept in a least-recently-used cache keyed by (page, rung).
 
 from __future__ import annotations
 
+import json
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from PIL import Image
 
 from optical_memory.context import turn_range
 from optical_memory.ladder import Rung, as_rung
-from optical_memory.store import PageRow
-from optical_memory.types import Turn, TurnSpan
+from optical_memory.store import PageRow, TurnRow
+from optical_memory.types import ToolCall, Turn, TurnSpan, as_tool_call
 
 
 @dataclass(slots=True)
 class TurnRecord:
-    """One stored turn. ``content`` is None once its text was forgotten."""
+    """One stored turn. ``content`` is None once its text was forgotten (its calls and ids stay)."""
 
     role: str
     name: str | None
     content: str | None
     tokens: dict[str, int]
     added: float
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
 
     def turn(self) -> Turn:
         """The turn as a :class:`Turn` (its text must still be kept)."""
         assert self.content is not None, "the text of this turn was forgotten"
-        return Turn(self.role, self.content, self.name)
+        return Turn(self.role, self.content, self.name, self.tool_calls, self.tool_call_id)
+
+    @classmethod
+    def from_row(cls, row: TurnRow) -> TurnRecord:
+        """The record of a stored turn."""
+        calls = tuple(as_tool_call(c) for c in json.loads(row.tool_calls)) if row.tool_calls else ()
+        return cls(row.role, row.name, row.content, row.tokens, row.added, calls, row.tool_call_id)
+
+    def to_row(self, turn_id: int) -> TurnRow:
+        """The store row of this turn."""
+        calls = json.dumps([c.to_dict() for c in self.tool_calls]) if self.tool_calls else None
+        return TurnRow(
+            turn_id,
+            self.role,
+            self.name,
+            self.content,
+            self.tokens,
+            self.added,
+            None,
+            calls,
+            self.tool_call_id,
+        )
 
 
 @dataclass(slots=True)
@@ -46,6 +70,7 @@ class Page:
     missing_glyphs: int
     sealed_at: float
     pinned: Rung | None = None
+    text_cost: dict[str, int] = field(default_factory=dict)
 
     @property
     def turns(self) -> tuple[int, int]:
@@ -63,6 +88,7 @@ class Page:
             row.missing_glyphs,
             row.sealed_at,
             None if row.pinned is None else as_rung(row.pinned),
+            dict(row.text_cost),
         )
 
     def to_row(self) -> PageRow:
@@ -76,6 +102,7 @@ class Page:
             self.sealed_at,
             None if self.pinned is None else self.pinned.value,
             self.rung is not Rung.FORGOTTEN,
+            self.text_cost,
         )
 
 

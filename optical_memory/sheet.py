@@ -3,9 +3,10 @@
 Every page is drawn in order (oldest first, left to right, wrapping into rows) at its current rung and
 at its true relative size: a page stored at 512 px is drawn at 512/1280 of the side of a Large page, from
 its stored (downsampled) pixels, so fading is visible both as size and as blur. Each page carries a
-label (page id, turns, rung, cost in the chosen provider's tokens) and a coloured frame per rung;
-forgotten pages appear as empty dashed frames at the Tiny size, the open (still filling) page is marked
-``open``, pinned pages ``pinned``. A title line gives the session's totals and a legend the rung colours.
+label (page id, turns, rung, cost in the chosen provider's tokens, fill) and a coloured frame per rung;
+forgotten pages appear as empty dashed frames, the open (still filling) page is marked ``open``, pinned
+pages ``pinned``. A title line gives the session's totals and a legend the rung colours and, for a
+memory, its render profile's size at each rung.
 
 :func:`draw_sheet` draws from plain :class:`SheetPage` values (no memory needed, easy to test);
 :func:`contact_sheet` collects them from an :class:`~optical_memory.memory.OpticalMemory`.
@@ -13,13 +14,12 @@ forgotten pages appear as empty dashed frames at the Tiny size, the open (still 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from PIL import Image, ImageDraw, ImageFont
 
-from optical_memory import ladder
 from optical_memory.errors import ConfigError, PageNotFoundError
 from optical_memory.ladder import Rung
 from optical_memory.providers import get_provider
@@ -58,6 +58,7 @@ class SheetPage:
         image: The page at its rung; None when forgotten.
         sealed: False for the open page.
         pinned: The rung it is pinned at, if any.
+        fill: Its text tokens over what a page of plain prose holds (None: not shown).
     """
 
     page_id: int
@@ -67,45 +68,53 @@ class SheetPage:
     image: Image.Image | None = field(default=None, repr=False, compare=False)
     sealed: bool = True
     pinned: Rung | None = None
+    fill: float | None = None
 
 
 def page_caption(page: SheetPage, unit: str = "tok") -> tuple[str, str]:
-    """The two label lines under a page: ``page 3 · turns 10-14`` and ``small · 111 tok``."""
+    """The two label lines under a page: ``page 3 · turns 10-14`` and ``small · 111 tok · fill 92%``."""
     first, last = page.turns
     span = f"turn {first}" if first == last else f"turns {first}-{last}"
     head = f"page {page.page_id} · {span}"
     tail = page.rung.value if page.rung is Rung.FORGOTTEN else f"{page.rung.value} · {page.cost:,} {unit}"
+    if page.fill is not None:
+        tail += f" · fill {page.fill:.0%}"
     marks = [m for m, on in (("open", not page.sealed), ("pinned", page.pinned is not None)) if on]
     if marks:
         tail += " · " + ", ".join(marks)
     return head, tail
 
 
-def _drawn_side(page: SheetPage, scale: float) -> int:
-    side = page.image.width if page.image is not None else ladder.spec(Rung.TINY).size
-    return max(8, round(side * scale))
+_EMPTY = 256  # side of the frame a forgotten page is drawn as, in stored pixels
 
 
-def _layout(sides: Sequence[int], label_h: int, max_width: int) -> tuple[list[tuple[int, int]], int, int]:
+def _drawn_size(page: SheetPage, scale: float) -> tuple[int, int]:
+    w, h = page.image.size if page.image is not None else (_EMPTY, _EMPTY)
+    return max(8, round(w * scale)), max(8, round(h * scale))
+
+
+def _layout(
+    sizes: Sequence[tuple[int, int]], label_h: int, max_width: int
+) -> tuple[list[tuple[int, int]], int, int]:
     """Top-left corners of page frames in a left-to-right flow, bottom-aligned per row."""
     rows: list[list[int]] = [[]]
     x = GAP
-    for i, side in enumerate(sides):
+    for i, (side, _) in enumerate(sizes):
         w = side + 2 * FRAME
         if rows[-1] and x + w + GAP > max_width:
             rows.append([])
             x = GAP
         rows[-1].append(i)
         x += w + GAP
-    corners: list[tuple[int, int]] = [(0, 0)] * len(sides)
+    corners: list[tuple[int, int]] = [(0, 0)] * len(sizes)
     y = 0
     width = 0
     for row in rows:
-        row_h = max((sides[i] + 2 * FRAME for i in row), default=0)
+        row_h = max((sizes[i][1] + 2 * FRAME for i in row), default=0)
         x = GAP
         for i in row:
-            w = sides[i] + 2 * FRAME
-            corners[i] = (x, y + row_h - w)
+            w, h = sizes[i][0] + 2 * FRAME, sizes[i][1] + 2 * FRAME
+            corners[i] = (x, y + row_h - h)
             x += w + GAP
         width = max(width, x)
         y += row_h + label_h + GAP
@@ -125,14 +134,12 @@ def _dashed_rect(
         draw.line([(x1, y), (x1, min(y + dash, y1))], fill=colour, width=FRAME)
 
 
-def _legend(draw: ImageDraw.ImageDraw, y: int, font: ImageFont.FreeTypeFont) -> None:
+def _legend(
+    draw: ImageDraw.ImageDraw, y: int, font: ImageFont.FreeTypeFont, sizes: Mapping[Rung, str]
+) -> None:
     x = GAP
     for rung, colour in RUNG_COLOURS.items():
-        if rung is Rung.FORGOTTEN:
-            text = "forgotten"
-        else:
-            s = ladder.spec(rung)
-            text = f"{rung.value} {s.size}px"
+        text = f"{rung.value} {sizes[rung]}" if rung in sizes else rung.value
         draw.rectangle([x, y + 2, x + 18, y + 20], outline=colour, width=FRAME)
         draw.text((x + 26, y), text, font=font, fill=INK)
         x += 26 + int(font.getlength(text)) + 28
@@ -146,6 +153,7 @@ def draw_sheet(
     unit: str = "tok",
     scale: float = 0.5,
     max_width: int = 2400,
+    rung_sizes: Mapping[Rung, str] | None = None,
 ) -> Image.Image:
     """Draw a contact sheet of pages, in the given order, at ``scale`` times their stored size.
 
@@ -156,6 +164,7 @@ def draw_sheet(
         unit: The cost unit shown in labels (e.g. ``tok``).
         scale: Sheet pixels per stored page pixel (the same for every page, so sizes stay relative).
         max_width: Widest the sheet may be before rows wrap (a wider page still gets its own row).
+        rung_sizes: What the legend says of each rung's size (e.g. ``{Rung.LARGE: "1092x1092"}``).
 
     Raises:
         ConfigError: If ``scale`` is not in (0, 1] or ``max_width`` is too small to be useful.
@@ -168,8 +177,8 @@ def draw_sheet(
     title_font = load_font("NotoSans-Bold.ttf", TITLE_PX)
     label_h = 2 * (LABEL_PX + 6) + 4
     header_h = GAP + TITLE_PX + 10 + (LABEL_PX + 10 if subtitle else 0) + LABEL_PX + 8 + GAP
-    sides = [_drawn_side(p, scale) for p in pages]
-    corners, body_w, body_h = _layout(sides, label_h, max_width)
+    sizes = [_drawn_size(p, scale) for p in pages]
+    corners, body_w, body_h = _layout(sizes, label_h, max_width)
     text_w = max(
         int(title_font.getlength(title)) if title else 0,
         int(label_font.getlength(subtitle)) if subtitle else 0,
@@ -185,9 +194,9 @@ def draw_sheet(
     if subtitle:
         draw.text((GAP, y), subtitle, font=label_font, fill=MUTED)
         y += LABEL_PX + 10
-    _legend(draw, y, label_font)
-    for page, side, (x, top) in zip(pages, sides, corners, strict=True):
-        _draw_page(sheet, draw, page, side, x, header_h + top, label_font, unit)
+    _legend(draw, y, label_font, rung_sizes or {})
+    for page, size, (x, top) in zip(pages, sizes, corners, strict=True):
+        _draw_page(sheet, draw, page, size, x, header_h + top, label_font, unit)
     return sheet
 
 
@@ -195,33 +204,33 @@ def _draw_page(
     sheet: Image.Image,
     draw: ImageDraw.ImageDraw,
     page: SheetPage,
-    side: int,
+    size: tuple[int, int],
     x: int,
     y: int,
     font: ImageFont.FreeTypeFont,
     unit: str,
 ) -> None:
     colour = RUNG_COLOURS[page.rung]
-    outer = side + 2 * FRAME
-    box = (x, y, x + outer - 1, y + outer - 1)
+    outer_w, outer_h = size[0] + 2 * FRAME, size[1] + 2 * FRAME
+    box = (x, y, x + outer_w - 1, y + outer_h - 1)
     if page.image is None:
         draw.rectangle(box, fill=(250, 250, 250))
         _dashed_rect(draw, box, colour)
     else:
         picture = page.image.convert("RGB")
-        if picture.size != (side, side):
-            picture = picture.resize((side, side), Image.Resampling.LANCZOS)
+        if picture.size != size:
+            picture = picture.resize(size, Image.Resampling.LANCZOS)
         draw.rectangle(box, fill=colour)
         sheet.paste(picture, (x + FRAME, y + FRAME))
     head, tail = page_caption(page, unit)
-    draw.text((x, y + outer + 4), head, font=font, fill=INK)
-    draw.text((x, y + outer + 4 + LABEL_PX + 6), tail, font=font, fill=colour if page.image else MUTED)
+    draw.text((x, y + outer_h + 4), head, font=font, fill=INK)
+    draw.text((x, y + outer_h + 4 + LABEL_PX + 6), tail, font=font, fill=colour if page.image else MUTED)
 
 
 def contact_sheet(
     memory: OpticalMemory,
     *,
-    provider: str = "deepseek-ocr",
+    provider: str | None = None,
     scale: float = 0.5,
     max_width: int = 2400,
     title: str | None = None,
@@ -230,7 +239,7 @@ def contact_sheet(
 
     Args:
         memory: The memory to draw.
-        provider: Whose tokens the page costs and totals are given in.
+        provider: Whose tokens the page costs and totals are given in (default: the memory's provider).
         scale: Sheet pixels per stored page pixel.
         max_width: Widest the sheet may be before rows wrap.
         title: The first line; by default the session name and its totals.
@@ -239,7 +248,8 @@ def contact_sheet(
         ProviderError: For an unknown provider.
         ConfigError: For a bad ``scale`` or ``max_width``.
     """
-    target = get_provider(provider)
+    target = get_provider(provider or memory.config.provider)
+    own = target.name == memory.config.provider
     entries = []
     for info in memory.pages():
         image = None
@@ -249,15 +259,21 @@ def contact_sheet(
             except PageNotFoundError:  # forgotten between the two calls
                 image = None
         rung = info.rung if image is not None else Rung.FORGOTTEN
-        cost = target.image_tokens(image.width, image.height) if image is not None else 0
-        entries.append(SheetPage(info.page_id, info.turns, rung, cost, image, info.sealed, info.pinned))
-    usage = memory.context(provider=target.name).usage
+        cost = 0 if image is None else info.cost if own else target.image_tokens(image.width, image.height)
+        entries.append(
+            SheetPage(info.page_id, info.turns, rung, cost, image, info.sealed, info.pinned, info.fill)
+        )
+    usage = memory.context(provider=target.name, budget=None).usage
     counts = ", ".join(f"{name} {n}" for name, n in usage.pages_per_rung.items())
     if title is None:
         title = f"optical memory · session {memory.session!r} · {len(memory)} turns · {len(entries)} pages"
     subtitle = (
-        f"{counts} · history {usage.history_text_tokens:,} text tokens -> context "
-        f"{usage.context_tokens:,} {target.name} tokens (text {usage.text_tokens:,} + images "
+        f"{counts}, as text {usage.pages_as_text} · history {usage.history_text_tokens:,} text tokens -> "
+        f"context {usage.context_tokens:,} {target.name} tokens (text {usage.text_tokens:,} + images "
         f"{usage.image_tokens:,}), ratio {usage.ratio:.2f}x · page costs are image tokens"
     )
-    return draw_sheet(entries, title=title, subtitle=subtitle, scale=scale, max_width=max_width)
+    profile = memory.profile
+    sizes = {r: f"{s.width}x{s.height}" for r, s in profile.rungs}
+    return draw_sheet(
+        entries, title=title, subtitle=subtitle, scale=scale, max_width=max_width, rung_sizes=sizes
+    )

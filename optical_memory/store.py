@@ -11,13 +11,18 @@ Schema (``PRAGMA user_version`` holds its version; :data:`MIGRATIONS` maps each 
 that upgrades the previous one; a file from a newer version is refused with :class:`StoreError`)::
 
     sessions      one row per named session: its config (JSON), the page packer's state, counters
-    turns         (session, turn_id): role, name, content (NULL once forgotten), token counts per encoding
-    pages         (session, page_id): rung, PNG at that rung (NULL once forgotten), spans, ages, pin
+    turns         (session, turn_id): role, name, content (NULL once forgotten), token counts per encoding,
+                  tool calls (JSON, assistant turns) and the call a tool turn answers
+    pages         (session, page_id): rung, PNG at that rung (NULL once forgotten), spans, ages, pin, and
+                  what the page's turn pieces cost sent as text (JSON: tokens per encoding, messages)
     vision_tokens (session, page_id, rung, encoder, dtype): a page's vision tokens at a rung for one encoder
                   (its fingerprint) and dtype: shape (JSON), and the raw little-endian bytes (bfloat16 as its
                   16-bit pattern); rows of a page are deleted whenever its stored image changes
+    calibration   (model): the learned ratio of billed to predicted image tokens, and how many reports
+                  it was learned from (shared by every session of the file)
 
-Version 1 had an unused ``vision_cache`` table; version 2 replaces it with ``vision_tokens``.
+Version 1 had an unused ``vision_cache`` table; version 2 replaces it with ``vision_tokens``; version 3
+adds tool calls to turns, text costs to pages, and the calibration table.
 
 One connection per store, shared across threads (``check_same_thread=False``); the memory facade
 serialises every call with its own lock. Several sessions can share one file; one session should be
@@ -40,7 +45,7 @@ from optical_memory.errors import StoreError
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 MEMORY = ":memory:"
 
 
@@ -121,7 +126,25 @@ def _script(conn: sqlite3.Connection, sql: str) -> None:
             conn.execute(statement)
 
 
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _v1, 2: _v2}
+def _v3(conn: sqlite3.Connection) -> None:
+    """Version 3: tool calls on turns, a page's cost as text, and the per-model calibration."""
+    _script(
+        conn,
+        """
+        ALTER TABLE turns ADD COLUMN tool_calls TEXT;
+        ALTER TABLE turns ADD COLUMN tool_call_id TEXT;
+        ALTER TABLE pages ADD COLUMN text_cost TEXT;
+        CREATE TABLE calibration (
+            model TEXT PRIMARY KEY,
+            ratio REAL NOT NULL,
+            samples INTEGER NOT NULL,
+            updated REAL NOT NULL
+        )
+        """,
+    )
+
+
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _v1, 2: _v2, 3: _v3}
 """Schema version -> the function that upgrades a store from the version before it."""
 
 
@@ -140,7 +163,11 @@ class SessionRow:
 
 @dataclass(frozen=True, slots=True)
 class TurnRow:
-    """A stored turn. ``content`` is None once the turn's text was forgotten (it lives on in pages)."""
+    """A stored turn. ``content`` is None once the turn's text was forgotten (it lives on in pages).
+
+    ``tool_calls`` is the JSON list of an assistant turn's calls (OpenAI form), kept when the text is
+    forgotten, like ``tool_call_id``.
+    """
 
     turn_id: int
     role: str
@@ -149,11 +176,17 @@ class TurnRow:
     tokens: dict[str, int]
     added: float
     packer_before: str | None = None
+    tool_calls: str | None = None
+    tool_call_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class PageRow:
-    """A stored page's metadata (the PNG is read separately, on demand)."""
+    """A stored page's metadata (the PNG is read separately, on demand).
+
+    ``text_cost`` maps each encoding to the tokens of the page's turn pieces, and ``"messages"`` to how
+    many text messages they would take (empty for pages stored before version 3).
+    """
 
     page_id: int
     rung: str
@@ -163,6 +196,7 @@ class PageRow:
     sealed_at: float
     pinned: str | None
     has_image: bool
+    text_cost: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,8 +349,8 @@ class Store:
         """Store a new turn."""
         with self._lock:
             self._exec(
-                "INSERT INTO turns (session, turn_id, role, name, content, tokens, added, packer_before) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO turns (session, turn_id, role, name, content, tokens, added, packer_before, "
+                "tool_calls, tool_call_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     sid,
                     turn.turn_id,
@@ -326,6 +360,8 @@ class Store:
                     json.dumps(turn.tokens, sort_keys=True),
                     turn.added,
                     turn.packer_before,
+                    turn.tool_calls,
+                    turn.tool_call_id,
                 ),
             )
 
@@ -356,11 +392,11 @@ class Store:
         """Every turn of a session, in order."""
         with self._lock:
             rows = self._exec(
-                "SELECT turn_id, role, name, content, tokens, added, packer_before FROM turns "
-                "WHERE session = ? ORDER BY turn_id",
+                "SELECT turn_id, role, name, content, tokens, added, packer_before, tool_calls, tool_call_id "
+                "FROM turns WHERE session = ? ORDER BY turn_id",
                 (sid,),
             ).fetchall()
-        return [TurnRow(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5], r[6]) for r in rows]
+        return [TurnRow(r[0], r[1], r[2], r[3], json.loads(r[4]), *r[5:]) for r in rows]
 
     def turn_texts(self, sid: int, turn_ids: Sequence[int]) -> dict[int, str]:
         """The kept text of these turns (turns whose text was forgotten are left out)."""
@@ -381,7 +417,7 @@ class Store:
         with self._lock:
             self._exec(
                 "INSERT INTO pages (session, page_id, rung, png, spans, text_tokens, missing_glyphs, "
-                "sealed_at, pinned) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "sealed_at, pinned, text_cost) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     sid,
                     page.page_id,
@@ -392,6 +428,7 @@ class Store:
                     page.missing_glyphs,
                     page.sealed_at,
                     page.pinned,
+                    json.dumps(page.text_cost, sort_keys=True),
                 ),
             )
 
@@ -416,11 +453,21 @@ class Store:
         with self._lock:
             rows = self._exec(
                 "SELECT page_id, rung, spans, text_tokens, missing_glyphs, sealed_at, pinned, "
-                "png IS NOT NULL FROM pages WHERE session = ? ORDER BY page_id",
+                "png IS NOT NULL, text_cost FROM pages WHERE session = ? ORDER BY page_id",
                 (sid,),
             ).fetchall()
         return [
-            PageRow(r[0], r[1], tuple(tuple(s) for s in json.loads(r[2])), r[3], r[4], r[5], r[6], bool(r[7]))
+            PageRow(
+                r[0],
+                r[1],
+                tuple(tuple(s) for s in json.loads(r[2])),
+                r[3],
+                r[4],
+                r[5],
+                r[6],
+                bool(r[7]),
+                json.loads(r[8]) if r[8] else {},
+            )
             for r in rows
         ]
 
@@ -471,6 +518,22 @@ class Store:
                 (sid,),
             ).fetchall()
         return [(r[0], r[1], r[2], r[3]) for r in rows]
+
+    # --- calibration ------------------------------------------------------------------------------------
+
+    def calibration(self, model: str) -> tuple[float, int] | None:
+        """The learned (ratio, samples) of a model, or None."""
+        with self._lock:
+            row = self._exec("SELECT ratio, samples FROM calibration WHERE model = ?", (model,)).fetchone()
+        return None if row is None else (float(row[0]), int(row[1]))
+
+    def set_calibration(self, model: str, ratio: float, samples: int) -> None:
+        """Save a model's learned ratio."""
+        with self._lock:
+            self._exec(
+                "INSERT OR REPLACE INTO calibration (model, ratio, samples, updated) VALUES (?, ?, ?, ?)",
+                (model, ratio, samples, time.time()),
+            )
 
     def size_bytes(self) -> int:
         """Bytes the database occupies (pages in use times page size; includes nothing of the WAL)."""

@@ -1,16 +1,15 @@
 """Decay policies: which rung each page sits on (age ladder, token budget, pins).
 
 A policy sees :class:`PageState` metadata (never pixels), oldest page first, and returns an
-:class:`Assignment` with one rung per page. Two policies ship, by name in :data:`POLICIES`:
+:class:`Assignment` with one rung per page. One policy ships, by name in :data:`POLICIES`:
 
 - ``"age"``: :class:`AgeLadder`, rungs by age in pages, turns or seconds (defaults: newest 2 pages Large,
-  next 2 Base, next 4 Small, then Tiny, never forgotten);
-- ``"budget"``: :class:`TokenBudget`, the age ladder, then the oldest pages demoted and, if need be,
-  forgotten until the context fits a budget in the target provider's tokens.
+  next 2 Base, next 4 Small, then Tiny, never forgotten).
 
 Every policy honours a ``budget`` passed to ``assign`` with the same rule (see :mod:`.base`): pins are
 the last thing demoted, a page never becomes sharper by itself, order is preserved, the budget is never
-exceeded, and a budget below the recent text alone is a :class:`~optical_memory.errors.ConfigError`.
+exceeded, and a budget below the recent text alone is a :class:`~optical_memory.errors.ConfigError`. The
+budget itself is the memory's one setting (``MemoryConfig.budget``), not the policy's.
 """
 
 from __future__ import annotations
@@ -29,7 +28,6 @@ from optical_memory.policies.base import (
     fit_to_budget,
     ladder_costs,
 )
-from optical_memory.policies.budget import TokenBudget
 
 __all__ = [
     "DEEPSEEK_COSTS",
@@ -39,25 +37,18 @@ __all__ = [
     "Assignment",
     "DecayPolicy",
     "PageState",
-    "TokenBudget",
     "fit_to_budget",
     "get_policy",
     "ladder_costs",
 ]
 
 
-def _token_budget(*, budget: int | None = None, **age_settings: Any) -> TokenBudget:
-    return TokenBudget(inner=AgeLadder(**age_settings), budget=budget)
-
-
-POLICIES: Mapping[str, Callable[..., DecayPolicy]] = MappingProxyType(
-    {"age": AgeLadder, "budget": _token_budget}
-)
-"""Policy names and their factories. ``budget`` takes ``budget=`` plus the age ladder's settings."""
+POLICIES: Mapping[str, Callable[..., DecayPolicy]] = MappingProxyType({"age": AgeLadder})
+"""Policy names and their factories."""
 
 
 def get_policy(name: str, **settings: Any) -> DecayPolicy:
-    """Build a policy by name, e.g. ``get_policy("budget", budget=8000, unit="turns")``.
+    """Build a policy by name, e.g. ``get_policy("age", unit="turns", forget_after=400)``.
 
     Raises:
         ConfigError: For an unknown name, an unknown setting, or an invalid value.

@@ -42,11 +42,10 @@ def glyph_mask(font: ImageFont.FreeTypeFont, ch: str) -> GlyphMask:
 
 
 def draw_lines(placed: list[tuple[int, Line]], style: RenderStyle) -> Image.Image:
-    """Draw lines at their page offsets ``y`` onto a blank square page (grayscale, mode ``L``)."""
-    size = style.size
-    image = Image.new("L", (size, size), style.paper)
+    """Draw lines at their page offsets ``y`` onto a blank page of the style's size (grayscale, mode ``L``)."""
+    image = Image.new("L", (style.width, style.height), style.paper)
     draw = ImageDraw.Draw(image)
-    left, right = style.margin, size - style.margin - 1
+    left, right = style.margin, style.width - style.margin - 1
     ink = style.ink
     stamp = draw.bitmap
     for y, line in placed:

@@ -1,22 +1,40 @@
 """Lay a chat turn out into drawn lines, independently of where they land on a page: :func:`layout_turn`.
 
-A turn becomes a lazy sequence of :class:`Line` objects (its bold role label first, then one or more lines
-per Markdown block); pages only stack lines, so a page break inside a turn is just a line index. Lines are
-made as they are consumed, and wrapping keeps only the current line's characters, so a 10 MB paragraph is
-laid out in bounded memory.
+A turn becomes a lazy sequence of :class:`Line` objects (its first line carries the bold role label, then
+one or more lines per Markdown block, then one per tool call); pages only stack lines, so a page break
+inside a turn is just a line index. Lines are made as they are consumed, and wrapping keeps only the
+current line's characters, so a 10 MB paragraph is laid out in bounded memory.
 
 Wrapping is greedy. Latin text breaks after spaces, hyphens and dashes; CJK text breaks between any two
 characters, except that no line starts with closing punctuation (，。、）」』！？ ...) and none ends with
 opening punctuation (（「『 ...), following the line-start and line-end rules of JIS X 4051 (kinsoku shori)
-and the Chinese layout requirements (W3C clreq). A token wider than the line (a URL, a hash, 10 MB without a
-space) breaks at the line width. Wrapped code lines continue after a visible ``↪`` mark, which is part of
-the page text (``"↪ "`` followed by the continued code).
+and the Chinese layout requirements (W3C clreq). A token wider than the line (a URL, a hash, 10 MB without
+a space) breaks at the line width. Wrapped code lines continue after a visible ``↪`` mark, which is part
+of the page text (``"↪ "`` followed by the continued code).
+
+Pages are kept dense:
+
+- the role label (``User:``, ``Assistant:``, ``← bash:`` for a tool result) opens the turn's first line
+  when the turn starts with prose or is a tool result, and stands on a line of its own otherwise;
+- what carries no information is not drawn: trailing spaces, runs of spaces inside prose (one is drawn)
+  and inside code (at most two; leading indentation is kept), tabs in prose (one space); runs of blank
+  code lines, hex dumps and over-long lines are folded by :func:`~.markdown.blocks`, and a run of base64
+  or hex of at least :data:`BLOB_MIN` characters, or a data URL, becomes one marker such as
+  ``⟨base64 · 12,480 chars⟩``;
+- with a flowed style (``RenderStyle.flow``, the render profiles' default) the lines of a paragraph, a
+  list, a quote or a code block run on: where a source line ends, ``↵`` is drawn and the next line
+  continues on the same drawn line (``¶`` where blank lines were), so short lines and gaps leave no blank
+  space; code keeps its indentation after the mark;
+- an assistant turn's tool calls follow its text, one compact line each (``→ name({"minified":"json"})``),
+  and tool results are drawn in monospace under their call's name; :func:`join_line` lets a one-line
+  result join the line of the call it answers (``→ f({}) ⇒ 42``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 from PIL import ImageFont
@@ -24,7 +42,7 @@ from PIL import ImageFont
 from optical_memory.renderers.fontchain import MONO, SANS, SANS_BOLD, FontChain, Glyph, chain
 from optical_memory.renderers.markdown import Block, blocks
 from optical_memory.renderers.style import RenderStyle
-from optical_memory.types import Turn
+from optical_memory.types import ToolCall, Turn
 
 CONTINUATION = "↪ "
 """Drawn (and kept in the page text) at the start of a wrapped code line's continuation."""
@@ -37,6 +55,18 @@ ROLE_LABELS = {
     "tool": "Tool",
     "developer": "Developer",
 }
+CALL_MARK = "→ "
+"""Opens the line of a tool call: ``→ name({"arg":1})``."""
+RESULT_MARK = "← "
+"""Opens the label of a tool result: ``← name:``."""
+RESULT_JOIN = " ⇒ "
+"""Joins a one-line tool result onto the line of the call it answers."""
+BLOB_MIN = 200
+"""A run of base64 or hex characters at least this long (or a data URL) is drawn as one marker."""
+LINE_MARK = "↵"
+"""In flowed layout, drawn where a source line ends and the next one continues on the same drawn line."""
+PARAGRAPH_MARK = "¶"
+"""In flowed layout, drawn where blank lines separated two paragraphs (or two parts of a code block)."""
 
 NO_START = frozenset(
     ",.:;!?)]}%'\"、。，．：；！？）］｝」』】〕〉》〙〗〟’”»›‐゠–〜～‼⁇⁈⁉・…‥％ー々〻ヽヾゝゞ"
@@ -46,8 +76,14 @@ NO_START = frozenset(
 NO_END = frozenset("([{（［｛「『【〔〈《〘〖〝‘“｟«‹")
 """Characters a wrapped line may not end with (opening punctuation)."""
 _BREAK_AFTER = frozenset("-‐–—/")
+_BLOB = re.compile(rf"(data:[\w/+.-]+;base64,)?[A-Za-z0-9+/_-]{{{BLOB_MIN},}}=*")
+_HEX = re.compile(r"[0-9A-Fa-f]+")
+_BLOB_START = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/_-d")
+_NBSP = "\u00a0"
+_MARKS = frozenset(LINE_MARK + PARAGRAPH_MARK)
 
 Item = tuple[int, str, Glyph]  # (source index, source character, how it is drawn)
+Segment = tuple[str, int, int]  # (lead drawn first, source start, source end)
 Run = tuple[int, ImageFont.FreeTypeFont, str]  # (x, font, drawn text)
 
 
@@ -67,6 +103,10 @@ class Line:
         bars: x positions of block-quote bars.
         rule: Draw a thin horizontal rule across the middle of the line.
         gap: A blank spacer; a page never starts with one.
+        end: x just after the last glyph drawn (0 for spacers).
+        label_only: The line holds the role label and nothing else (it is kept with the next line).
+        call_id: The tool call this line draws, if it draws one.
+        start: x of the first glyph drawn (0 for spacers).
     """
 
     height: int
@@ -80,6 +120,10 @@ class Line:
     bars: tuple[int, ...] = ()
     rule: bool = False
     gap: bool = False
+    end: int = 0
+    label_only: bool = False
+    call_id: str | None = None
+    start: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,8 +174,10 @@ def is_cjk(ch: str) -> bool:
 
 def can_break(before: str, after: str) -> bool:
     """Whether a line may end after ``before`` and the next start with ``after`` (both non-space here)."""
-    if after in NO_START or after == " ":
+    if after in NO_START or after == " " or after in _MARKS:
         return False
+    if before in _MARKS:
+        return True
     if before == " ":
         return True
     if before in NO_END:
@@ -141,12 +187,35 @@ def can_break(before: str, after: str) -> bool:
     return is_cjk(before) or is_cjk(after)
 
 
+def is_blob(run: str) -> bool:
+    """Whether a long run of base64-alphabet characters is a blob (hex, base64, a data URL), not a path.
+
+    Paths and URLs use the same alphabet but separate short words with ``/``, ``-`` or ``_``; base64 has
+    about one of those in 64 characters.
+    """
+    if run.startswith("data:") or _HEX.fullmatch(run):
+        return True
+    separators = run.count("/") + run.count("-") + run.count("_")
+    return separators * 16 <= len(run) and any(c.isdigit() for c in run) and run.lower() != run != run.upper()
+
+
+def blob_marker(run: str) -> str:
+    """The marker drawn for a folded blob: what it was and how long (no break opportunity inside)."""
+    if run.startswith("data:"):
+        kind = run[5 : run.index(";")] + " data URL"
+    elif _HEX.fullmatch(run):
+        kind = "hex"
+    else:
+        kind = "base64"
+    return f"⟨{kind} · {len(run):,} chars⟩".replace(" ", _NBSP)
+
+
 def _baseline(height: int, size: int) -> int:
     return round((height - size) / 2 + 0.8 * size)
 
 
-def _runs(items: list[Item], x: int) -> tuple[list[Run], str, int]:
-    """Runs, drawn text and missing count of ``items`` placed from ``x`` (trailing spaces dropped)."""
+def _runs(items: list[Item], x: int) -> tuple[list[Run], str, int, int]:
+    """Runs, drawn text, missing count and end x of ``items`` placed from ``x`` (trailing spaces dropped)."""
     n = len(items)
     while n and items[n - 1][1] == " ":
         n -= 1
@@ -168,11 +237,24 @@ def _runs(items: list[Item], x: int) -> tuple[list[Run], str, int]:
         missing += g.missing
     if buf:
         runs.append((run_x, font, "".join(buf)))  # type: ignore[arg-type]
-    return runs, "".join(drawn), missing
+    return runs, "".join(drawn), missing, x
+
+
+@dataclass(frozen=True, slots=True)
+class _Prefix:
+    """Text drawn before a block's first line (a label or a list marker), or before its continuations."""
+
+    x: int
+    text: str
+    font: FontChain
 
 
 class _Block:
-    """How one block's lines look: fonts, indents, prefixes and decorations."""
+    """How one block's lines look: fonts, indents, prefixes and decorations.
+
+    ``code`` blocks keep leading indentation, turn tabs into ``tab`` spaces and draw at most two spaces of
+    any other run; prose turns tabs and space runs into one space and reads inline code and strong text.
+    """
 
     def __init__(
         self,
@@ -184,35 +266,62 @@ class _Block:
         x_cont: int,
         right: int,
         height: int,
-        prefix: tuple[int, str] | None = None,
-        cont_prefix: tuple[int, str] | None = None,
+        prefix: _Prefix | None = None,
+        cont_prefix: _Prefix | None = None,
         fill: int | None = None,
         bars: tuple[int, ...] = (),
         tab: int = 4,
+        code: bool = False,
+        call_id: str | None = None,
     ) -> None:
         self.font, self.inline, self.bold = font, inline, bold
         self.x_first, self.x_cont, self.right = x_first, x_cont, right
         self.height, self.baseline = height, _baseline(height, font.size)
         self.prefix, self.cont_prefix = prefix, cont_prefix
-        self.fill, self.bars, self.tab = fill, bars, tab
+        self.fill, self.bars, self.tab, self.code = fill, bars, tab, code
+        self.call_id = call_id
 
-    def items(self, text: str, start: int, end: int) -> Iterator[Item]:
-        """The characters of ``text[start:end]`` with their glyphs.
+    def items(self, text: str, segments: Sequence[Segment]) -> Iterator[Item]:
+        """The characters of each segment (its lead, then ``text[start:end]``) with their glyphs, as drawn.
 
         Inline code spans (between backticks) switch to mono and ``**strong**`` spans to bold; their
         markers are not drawn. Unmatched markers are drawn as typed. Each search for a closing marker
-        remembers its failure, so a long paragraph is scanned in linear time.
+        remembers its failure, so a long paragraph is scanned in linear time. Blobs become one marker.
         """
+        for lead, start, end in segments:
+            for c in lead:
+                yield start, c, self.font.glyph(c)
+            yield from self._source_items(text, start, end)
+
+    def _source_items(self, text: str, start: int, end: int) -> Iterator[Item]:
         base = self.font.glyph
         code_glyph = self.inline.glyph if self.inline is not None else None
         bold_glyph = self.bold.glyph if self.bold is not None else None
         glyph = base
-        tab = " " * self.tab
         no_tick = no_star = end  # no closing marker exists at or after these offsets
         code_end = bold_end = -1
+        spaces = 0  # spaces drawn in the current run
+        indent = self.code  # still in a code line's leading indentation
         pos = start
         while pos < end:
             ch = text[pos]
+            if ch in " \t":
+                if indent:
+                    for _ in range(self.tab if ch == "\t" else 1):
+                        yield pos, " ", glyph(" ")
+                elif spaces < (2 if self.code else 1):
+                    spaces += 1
+                    yield pos, " ", glyph(" ")
+                pos += 1
+                continue
+            indent, spaces = False, 0
+            if ch in _BLOB_START and (pos == start or text[pos - 1] not in _BLOB_START):
+                m = _BLOB.match(text, pos, end)
+                if m is not None and is_blob(m.group()):
+                    for c in blob_marker(m.group()):
+                        yield pos, c, glyph(c)
+                    pos = m.end()
+                    continue
             if code_end >= 0:
                 if pos == code_end:
                     code_end = -1
@@ -240,23 +349,23 @@ class _Block:
                         bold_end, glyph = close, bold_glyph
                         pos += 2
                         continue
-            if ch == "\t":
-                g = glyph(" ")
-                for sp in tab:
-                    yield pos, sp, g
-            else:
-                yield pos, ch, glyph(ch)
+            yield pos, ch, glyph(ch)
             pos += 1
 
     def lines(self, text: str, start: int, end: int) -> Iterator[Line]:
         """Greedy-wrap ``text[start:end]`` into lines."""
+        return self.flow_lines(text, [("", start, end)])
+
+    def flow_lines(self, text: str, segments: Sequence[Segment]) -> Iterator[Line]:
+        """Greedy-wrap segments drawn one after another (each lead, then its source range) into lines."""
         first = True
         avail = self.right - self.x_first
         used = 0
         cur: list[Item] = []
         brk = 0
-        line_start = start
-        for item in self.items(text, start, end):
+        line_start = segments[0][1]
+        end = segments[-1][2]
+        for item in self.items(text, segments):
             pos, ch, g = item
             if ch == " ":
                 if not cur and not first:
@@ -288,10 +397,12 @@ class _Block:
         runs: list[Run] = []
         text = ""
         missing = 0
+        end = 0
         if prefix is not None:
-            px, text = prefix
-            runs, _, missing = _runs([(src_start, ch, self.font.glyph(ch)) for ch in text], px)
-        body_runs, body_text, body_missing = _runs(items, self.x_first if first else self.x_cont)
+            glyphs = [(src_start, c, prefix.font.glyph(c)) for c in prefix.text]
+            runs, text, missing, end = _runs(glyphs, prefix.x)
+            text = prefix.text  # the prefix's trailing space belongs to it
+        body_runs, body_text, body_missing, body_end = _runs(items, self.x_first if first else self.x_cont)
         text = text + body_text if body_text else text.rstrip(" ")
         return Line(
             height=self.height,
@@ -303,6 +414,9 @@ class _Block:
             missing=missing + body_missing,
             fill=self.fill,
             bars=self.bars,
+            end=body_end if body_text else end,
+            call_id=self.call_id,
+            start=runs[0][0] if runs else (body_runs[0][0] if body_runs else 0),
         )
 
 
@@ -318,62 +432,249 @@ def _forced_break(cur: list[Item], nxt: str) -> int:
 
 
 def label_text(turn: Turn) -> str:
-    """The role label drawn at the top of a turn: ``User``, ``Assistant``, ``Tool: name`` ..."""
-    label = ROLE_LABELS.get(turn.role, turn.role.title())
-    if turn.name:
-        name = " ".join(turn.name.split())
-        label = f"{label}: {name[:80]}{'…' if len(name) > 80 else ''}"
-    return label
+    """The role label that opens a turn: ``User:``, ``Assistant (Ann):``, ``← bash:`` for a tool result."""
+    name = " ".join(turn.name.split()) if turn.name else ""
+    if len(name) > 80:
+        name = name[:80] + "…"
+    if turn.role == "tool":
+        return f"{RESULT_MARK}{name or ROLE_LABELS['tool']}:"
+    role = ROLE_LABELS.get(turn.role, turn.role.title())
+    return f"{role} ({name}):" if name else f"{role}:"
 
 
 def label_line(turn: Turn, style: RenderStyle, *, continued: bool = False, src: int = 0) -> Line:
-    """The bold role label line of a turn (``(cont.)`` appended on the pages it continues onto)."""
+    """The bold role label on a line of its own (``(cont.)`` on the pages a turn continues onto)."""
     fonts = fonts_for(style)
-    text = label_text(turn) + (CONTINUED if continued else "")
+    label = label_text(turn)
+    text = label[:-1] + CONTINUED + ":" if continued else label
     block = _Block(
         font=fonts.bold,
         inline=None,
         x_first=style.margin,
         x_cont=style.margin,
-        right=style.size - style.margin,
+        right=style.width - style.margin,
         height=style.line_height,
     )
     line = next(block.lines(text, 0, len(text)))
-    return Line(line.height, line.baseline, line.runs, line.text, src, src, line.missing)
+    return replace(line, src_start=src, src_end=src, label_only=True)
 
 
-def layout_turn(turn: Turn, style: RenderStyle) -> Iterator[Line]:
-    """The lines of a turn: its label line, then its content's lines, made lazily."""
-    yield label_line(turn, style)
-    text = turn.content
-    for block in blocks(text):
-        yield from _block_lines(text, block, style)
+def layout_turn(turn: Turn, style: RenderStyle, *, x_start: int | None = None) -> Iterator[Line]:
+    """The lines of a turn, made lazily: the labelled first line, the content, then the tool calls.
 
+    The first line yielded always carries the label: either the label alone (``label_only``) or the
+    label followed by the start of the content or of the first tool call.
 
-def _block_lines(text: str, block: Block, style: RenderStyle) -> Iterator[Line]:
+    Args:
+        turn: The turn.
+        style: The page style.
+        x_start: Where the first line starts, for a turn that runs on after the previous turn's last
+            line (flowed layout). It applies only when the turn opens with a prose paragraph that carries
+            its label inline; the first line's :attr:`Line.start` tells whether it did.
+    """
     fonts = fonts_for(style)
-    left, right = style.margin, style.size - style.margin
+    text = turn.content
+    verbatim = turn.role == "tool"
+    parts = blocks(text, verbatim=verbatim)
+    runs = _flow_runs(parts) if style.flow else ([b] for b in parts)
+    first = next(runs, None)
+    calls = iter(turn.tool_calls)
+    head = None if first is None else first[0]
+    inline_prose = head is not None and head.kind == "para" and head.level == 0 and not verbatim
+    x = x_start if x_start is not None and inline_prose else style.margin
+    label = _Prefix(x, label_text(turn) + " ", fonts.bold)
+    if head is not None and (head.kind == "para" or (verbatim and head.kind in ("code", "fold"))):
+        yield from _run_lines(text, first, style, label=label, verbatim=verbatim)  # type: ignore[arg-type]
+    elif first is None and turn.tool_calls:
+        yield from _call_lines(next(calls), len(text), style, label=label)
+    else:
+        yield label_line(turn, style)
+        if first is not None:
+            yield from _run_lines(text, first, style, verbatim=verbatim)
+    for run in runs:
+        yield from _run_lines(text, run, style, verbatim=verbatim)
+    for call in calls:
+        yield from _call_lines(call, len(text), style)
+
+
+def _family(block: Block) -> tuple[str, int] | None:
+    """Blocks of one family run on in flowed layout (None: the block stands alone)."""
+    if block.kind in ("para", "item"):
+        return ("prose", block.level - (block.kind == "para" and block.level > 0))
+    if block.kind == "quote":
+        return ("quote", block.level)
+    if block.kind in ("code", "fold"):
+        return ("code", 0)
+    return None
+
+
+def _flow_runs(parts: Iterator[Block]) -> Iterator[list[Block]]:
+    """Group blocks into runs drawn on shared lines; blank lines inside a run stay in it as joiners."""
+    run: list[Block] = []
+    blank: Block | None = None
+    for block in parts:
+        if block.kind in ("blank", "gap"):
+            blank = block if run else None
+            continue
+        family = _family(block)
+        if run and family is not None and family == _family(run[-1]):
+            run += [blank, block] if blank is not None else [block]
+        else:
+            if run:
+                yield run
+            run = [block]
+        blank = None
+        if family is None:
+            yield run
+            run = []
+    if run:
+        yield run
+
+
+def _run_lines(
+    text: str, run: list[Block], style: RenderStyle, *, label: _Prefix | None = None, verbatim: bool = False
+) -> Iterator[Line]:
+    """The lines of one block, or of a flowed run of blocks joined by ``↵`` and ``¶``."""
+    if len(run) == 1:
+        yield from _block_lines(text, run[0], style, label=label, verbatim=verbatim)
+        return
+    segments: list[Segment] = []
+    joiner = ""
+    for block in run:
+        if block.kind in ("blank", "gap"):
+            joiner = PARAGRAPH_MARK
+            continue
+        lead = (joiner or LINE_MARK) if segments else ""
+        joiner = ""
+        if block.kind == "item":
+            lead += block.marker + " "
+        if block.kind == "fold":
+            segments.append((lead + block.marker, block.start, block.start))
+        else:
+            segments.append((lead, block.start, block.end))
+    head = run[0]
+    if head.kind in ("code", "fold"):
+        shaper = _code_shaper(style, label=label, fill=None if verbatim else style.code_paper)
+    else:
+        shaper = _prose_shaper(head, style, label=label, flowed=True)
+    yield from shaper.flow_lines(text, segments)
+
+
+def call_text(call: ToolCall) -> str:
+    """How a tool call is written on a page: ``name({"minified":"arguments"})``."""
+    return f"{call.name}({call.minified()})"
+
+
+def _call_lines(
+    call: ToolCall, src: int, style: RenderStyle, *, label: _Prefix | None = None
+) -> Iterator[Line]:
+    text = CALL_MARK + call_text(call)
+    shaper = _code_shaper(style, label=label, fill=None, call_id=call.id)
+    for line in shaper.lines(text, 0, len(text)):
+        yield replace(line, src_start=src, src_end=src)
+
+
+def join_line(call_line: Line, result: Turn, style: RenderStyle) -> Line | None:
+    """The call's line with a one-line tool result appended (``→ f({}) ⇒ 42``), or None when it is too long.
+
+    The result must fit, whole and on one line, on the rest of the call's line.
+    """
+    text = result.content
+    start, end = len(text) - len(text.lstrip()), len(text.rstrip())
+    if start >= end or "\n" in text[start:end]:
+        return None
+    fonts = fonts_for(style)
+    x = call_line.end + fonts.code.glyph(" ").advance
+    tail = _Prefix(x, RESULT_JOIN.lstrip(" "), fonts.code)
+    shaper = _Block(
+        font=fonts.code,
+        inline=None,
+        x_first=x + fonts.code.length(tail.text),
+        x_cont=style.margin,
+        right=style.width - style.margin,
+        height=style.code_line_height,
+        prefix=tail,
+        tab=style.tab_width,
+        code=True,
+    )
+    lines = shaper.lines(text, start, end)
+    joined = next(lines)
+    if next(lines, None) is not None:
+        return None
+    return merge_lines(call_line, joined)
+
+
+def merge_lines(left: Line, right: Line) -> Line:
+    """One drawn line holding ``left`` and then ``right`` (whose runs already start where they belong).
+
+    The result keeps ``left``'s source range; it draws no tool call of its own.
+    """
+    return replace(
+        left,
+        height=max(left.height, right.height),
+        baseline=max(left.baseline, right.baseline),
+        runs=left.runs + right.runs,
+        text=f"{left.text} {right.text}",
+        missing=left.missing + right.missing,
+        end=right.end,
+        call_id=None,
+    )
+
+
+def run_on_x(line: Line, style: RenderStyle) -> int | None:
+    """Where a turn may start on ``line`` after the text it holds (None when it may not: too little room
+    is left, or the line is a label, a spacer, a code line or a tool call)."""
+    if line.text is None or line.gap or line.label_only or line.call_id is not None or line.fill is not None:
+        return None
+    body = fonts_for(style).body
+    x = line.end + 2 * body.glyph(" ").advance
+    return x if x + 12 * body.glyph("n").advance <= style.width - style.margin else None
+
+
+def _code_shaper(
+    style: RenderStyle, *, label: _Prefix | None, fill: int | None, call_id: str | None = None
+) -> _Block:
+    """Monospace lines across the column (code blocks, tool calls and tool results), wrapped with ``↪``."""
+    fonts = fonts_for(style)
+    left, right = style.margin, style.width - style.margin
+    pad = style.code_size // 3 if fill is not None else 0
+    mark = fonts.code.length(CONTINUATION)
+    x_first = left + pad + (label.font.length(label.text) if label is not None else 0)
+    return _Block(
+        font=fonts.code,
+        inline=None,
+        x_first=x_first,
+        x_cont=left + pad + mark,
+        right=right - pad,
+        height=style.code_line_height,
+        prefix=label,
+        cont_prefix=_Prefix(left + pad, CONTINUATION, fonts.code),
+        fill=fill,
+        tab=style.tab_width,
+        code=True,
+        call_id=call_id,
+    )
+
+
+def _block_lines(
+    text: str, block: Block, style: RenderStyle, *, label: _Prefix | None = None, verbatim: bool = False
+) -> Iterator[Line]:
+    fonts = fonts_for(style)
+    left, right = style.margin, style.width - style.margin
     kind = block.kind
-    if kind == "blank":
+    if kind in ("blank", "gap"):
         yield Line(style.paragraph_gap, 0, (), "", block.start, block.end, gap=True)
         return
     if kind == "rule":
         yield Line(style.line_height // 2, 0, (), None, block.start, block.end, rule=True)
         return
+    if kind == "fold":
+        shaper = _code_shaper(style, label=label, fill=None if verbatim else style.code_paper)
+        line = next(shaper.lines(block.marker, 0, len(block.marker)))
+        yield replace(line, src_start=block.start, src_end=block.end)
+        return
     if kind == "code":
-        pad = style.code_size // 3
-        mark = fonts.code.length(CONTINUATION)
-        shaper = _Block(
-            font=fonts.code,
-            inline=None,
-            x_first=left + pad,
-            x_cont=left + pad + mark,
-            right=right - pad,
-            height=style.code_line_height,
-            cont_prefix=(left + pad, CONTINUATION),
-            fill=style.code_paper,
-            tab=style.tab_width,
-        )
+        shaper = _code_shaper(style, label=label, fill=None if verbatim else style.code_paper)
     elif kind == "heading":
         font = fonts.headings[min(block.level, 3) - 1]
         shaper = _Block(
@@ -386,32 +687,44 @@ def _block_lines(text: str, block: Block, style: RenderStyle) -> Iterator[Line]:
             tab=style.tab_width,
         )
     else:
-        x = left + _indent(block.level, style)
-        bars: tuple[int, ...] = ()
-        prefix = None
-        x_first = x
-        if kind == "quote":
-            bars = tuple(left + i * style.indent + 2 for i in range(block.level))
-        elif kind == "item":
-            marker = block.marker
-            hang = max(style.indent, fonts.body.length(marker + "  "))
-            prefix = (x, marker + " ")
-            x_first = x = x + hang
-        shaper = _Block(
-            font=fonts.body,
-            inline=fonts.inline_code,
-            bold=fonts.body_bold,
-            x_first=x_first,
-            x_cont=x,
-            right=right,
-            height=style.line_height,
-            prefix=prefix,
-            bars=bars,
-            tab=style.tab_width,
-        )
+        shaper = _prose_shaper(block, style, label=label)
     yield from shaper.lines(text, block.start, block.end)
+
+
+def _prose_shaper(block: Block, style: RenderStyle, *, label: _Prefix | None, flowed: bool = False) -> _Block:
+    """Prose lines of a paragraph, list item or quote: Noto Sans, indented by nesting level.
+
+    A flowed run draws list markers inline (as segment leads), so its lines have no hanging indent.
+    """
+    fonts = fonts_for(style)
+    left = style.margin
+    x = left + _indent(block.level, style)
+    bars: tuple[int, ...] = ()
+    prefix = None
+    x_first = x
+    if block.kind == "quote":
+        bars = tuple(left + i * style.indent + 2 for i in range(block.level))
+    elif block.kind == "item" and not flowed:
+        hang = max(style.indent, fonts.body.length(block.marker + "  "))
+        prefix = _Prefix(x, block.marker + " ", fonts.body)
+        x_first = x = x + hang
+    elif label is not None:
+        prefix = label
+        x_first = label.x + label.font.length(label.text)
+    return _Block(
+        font=fonts.body,
+        inline=fonts.inline_code,
+        bold=fonts.body_bold,
+        x_first=x_first,
+        x_cont=x,
+        right=style.width - style.margin,
+        height=style.line_height,
+        prefix=prefix,
+        bars=bars,
+        tab=style.tab_width,
+    )
 
 
 def _indent(level: int, style: RenderStyle) -> int:
     """Indent of a nesting level, capped so at least half the column stays for text."""
-    return min(level * style.indent, style.width // 2)
+    return min(level * style.indent, style.text_width // 2)

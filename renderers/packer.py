@@ -8,25 +8,41 @@ with the history. Because a turn's lines do not depend on where it lands, the op
 by the ids of the turns on it and the index of the line it starts at (:meth:`PagePacker.state`), and can be
 rebuilt from those turns' texts (:meth:`PagePacker.restore`).
 
-Layout rules: a role label is kept with the first line of its turn; two turns on a page are separated by a
-gap with a thin rule; a page never starts with a blank spacer.
+Layout rules: a role label standing on its own line is kept with the first line of its turn; two turns on
+a page are separated by a small gap with a thin rule, except that a tool result follows its call with no
+gap; a page never starts with a blank spacer. A tool call and its result stay together: a one-line result
+joins the call's line (:func:`~optical_memory.renderers.layout.join_line`), and when a result does not
+start on the page that holds its call, the call's turn moves with it to the next page (when that turn
+began on this page and is not all the page holds). Both rules depend only on the turns on the open page,
+so :meth:`PagePacker.restore` and a replay from an earlier state make the same pages.
+
+:func:`page_capacity` is how many o200k tokens of plain English prose a page of a style holds: the
+yardstick of page fill (``text_tokens / capacity``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Generator, Iterator, Mapping
+from functools import lru_cache
 from itertools import chain as chained
 from itertools import islice
 from typing import Any
 
 from optical_memory.errors import InputError
 from optical_memory.renderers.draw import draw_lines
-from optical_memory.renderers.layout import Line, label_line, layout_turn
+from optical_memory.renderers.layout import Line, join_line, label_line, layout_turn, merge_lines, run_on_x
 from optical_memory.renderers.style import RenderStyle
 from optical_memory.tokens import DEFAULT_ENCODING, count_tokens
 from optical_memory.types import RenderedPage, Turn, TurnSpan, as_turn
 
-STATE_VERSION = 1
+STATE_VERSION = 2
+REFERENCE_PROSE = (
+    "A page of memory holds the older part of a conversation, drawn as text so that a vision model can "
+    "read it back. Each line runs from margin to margin, and the words wrap where they must, the way a "
+    "printed book sets its paragraphs. Nothing on such a page is code, a table or a list; it is ordinary "
+    "running prose, which makes it a fair measure of how much a page can hold when it is full. "
+)
+"""Plain English prose that fills a page in :func:`page_capacity` (written for this purpose)."""
 
 
 class PagePacker:
@@ -41,15 +57,20 @@ class PagePacker:
         self.style = style or RenderStyle()
         self.encoding = encoding
         self._top = self.style.margin
-        self._bottom = self.style.size - self.style.margin
-        self._separator = Line(self.style.turn_gap, 0, (), None, 0, 0, rule=True)
+        self._bottom = self.style.height - self.style.margin
+        flow = self.style.flow
+        self._separator = Line(self.style.turn_gap // (2 if flow else 1), 0, (), None, 0, 0, rule=not flow)
         self._reset()
 
     def _reset(self) -> None:
         self._placed: list[tuple[int, Line]] = []
-        self._pieces: list[list[int]] = []  # [turn_id, start, end] per turn piece on the open page
+        self._pieces: list[list[int]] = []  # [turn_id, start, end, index of its first placed line]
+        self._call: tuple[str, int] | None = (
+            None  # (call id, turn id) of the open page's last line, if a call
+        )
         self._y = self._top
         self._first_line = 0
+        self._first_x = 0  # where the open page's first turn started, when it ran on mid-line
 
     # -- public API ---------------------------------------------------------------------------------
 
@@ -72,21 +93,39 @@ class PagePacker:
             raise InputError(f"turn_id must be an int; got {type(turn_id).__name__}")
         if any(piece[0] == turn_id for piece in self._pieces):
             raise InputError(f"turn {turn_id} is already on the open page; turn ids must be unique")
+        answers = self._call is not None and turn.tool_call_id == self._call[0]
+        if answers and self._join(turn, turn_id):
+            return
+        x = self._run_on(turn)
+        if x is not None:
+            lines = layout_turn(turn, self.style, x_start=x)
+            head = next(lines)
+            if head.start == x:
+                y, last = self._placed[-1]
+                if self._fits(max(head.height - last.height, 0)):
+                    self._placed[-1] = (y, merge_lines(last, head))
+                    self._y = y + self._placed[-1][1].height
+                    self._pieces.append([turn_id, 0, head.src_end, len(self._placed) - 1])
+                    yield from self._flow(turn, turn_id, lines, 1, x)
+                    return
         lines = layout_turn(turn, self.style)
-        label = next(lines)
-        first = next(lines, None)
-        if self._placed:
-            need = self._separator.height + label.height + (first.height if first else 0)
-            if self._fits(need):
-                self._place(self._separator)
-            else:
-                yield self._seal()
+        head = next(lines)
+        first = next(lines, None) if head.label_only else None
+        need = head.height + (first.height if first else 0)
+        separated = bool(self._placed) and turn.role != "tool"
+        while self._placed and not self._fits(need + (self._separator.height if separated else 0)):
+            moved = yield from self._seal_before(answers)
+            if moved and self._join(turn, turn_id):
+                return
+            answers, separated = moved, False
+        if separated:
+            self._place(self._separator)
         if not self._placed:
             self._first_line = 0
-        self._pieces.append([turn_id, 0, 0])
-        self._place(label)
+        self._pieces.append([turn_id, 0, 0, len(self._placed)])
+        self._place(head)
         rest = lines if first is None else chained((first,), lines)
-        yield from self._flow(turn, turn_id, rest, 1)
+        yield from self._flow(turn, turn_id, rest, 1, 0)
 
     def pending(self) -> RenderedPage | None:
         """A render of the open page (None while it is empty); the page stays open."""
@@ -95,6 +134,10 @@ class PagePacker:
     def pending_turn_ids(self) -> list[int]:
         """Ids of the turns with lines on the open page, in order."""
         return [piece[0] for piece in self._pieces]
+
+    def used_height(self) -> int:
+        """Pixels of the open page's text column taken so far (0 when it is empty)."""
+        return self._y - self._top
 
     def seal(self) -> RenderedPage | None:
         """Seal and return the open page (None when it is empty)."""
@@ -107,6 +150,7 @@ class PagePacker:
             "style": self.style.digest(),
             "turn_ids": self.pending_turn_ids(),
             "first_line": self._first_line,
+            "first_x": self._first_x,
         }
 
     @classmethod
@@ -135,6 +179,7 @@ class PagePacker:
             version, digest = state["version"], state["style"]
             ids = [int(i) for i in state["turn_ids"]]
             first_line = int(state["first_line"])
+            first_x = int(state.get("first_x", 0))
         except (KeyError, TypeError, ValueError) as exc:
             raise InputError(f"malformed page packer state: {exc!r}") from exc
         if version != STATE_VERSION:
@@ -147,12 +192,13 @@ class PagePacker:
         for k, turn_id in enumerate(ids):
             turn = as_turn(turns[turn_id])
             if k == 0 and first_line > 0:
-                lines = layout_turn(turn, packer.style)
+                lines = layout_turn(turn, packer.style, x_start=first_x or None)
                 line = next(islice(lines, first_line, None), None)
                 if line is None:
                     raise InputError(f"turn {turn_id} has fewer than {first_line + 1} lines: state mismatch")
                 packer._continue_page(turn, turn_id, first_line, line)
-                sealed = list(packer._flow(turn, turn_id, lines, first_line + 1))
+                packer._first_x = first_x
+                sealed = list(packer._flow(turn, turn_id, lines, first_line + 1, first_x))
             else:
                 sealed = list(packer.iter_add(turn, turn_id))
             if sealed:
@@ -167,9 +213,63 @@ class PagePacker:
     def _place(self, line: Line) -> None:
         self._placed.append((self._y, line))
         self._y += line.height
+        self._call = None if line.call_id is None else (line.call_id, self._pieces[-1][0])
 
-    def _flow(self, turn: Turn, turn_id: int, lines: Iterator[Line], index: int) -> Iterator[RenderedPage]:
-        """Place the lines of a turn from line ``index`` on, sealing pages as they fill."""
+    def _run_on(self, turn: Turn) -> int | None:
+        """Where a prose turn may start on the open page's last line (flowed layout), or None."""
+        if not self.style.flow or not self._placed or turn.role == "tool" or turn.tool_calls:
+            return None
+        return run_on_x(self._placed[-1][1], self.style)
+
+    def _join(self, turn: Turn, turn_id: int) -> bool:
+        """Append a one-line tool result to its call's line; False when it does not fit there."""
+        y, call_line = self._placed[-1]
+        joined = join_line(call_line, turn, self.style)
+        if joined is None or not self._fits(joined.height - call_line.height):
+            return False
+        self._placed[-1] = (y, joined)
+        self._y += joined.height - call_line.height
+        self._call = None
+        self._pieces.append([turn_id, 0, len(turn.content), len(self._placed) - 1])
+        return True
+
+    def _seal_before(self, answers: bool) -> Generator[RenderedPage, None, bool]:
+        """Seal the open page before a turn starts; the call turn of a result moves along when it may.
+
+        Returns:
+            True when the call's turn moved to the new page.
+        """
+        call_piece = self._pieces[-1] if answers and self._call is not None else None
+        moving = (
+            call_piece is not None
+            and call_piece[0] == self._call[1]  # type: ignore[index]
+            and call_piece[1] == 0
+            and len(self._pieces) > 1
+        )
+        if not moving:
+            yield self._seal()
+            return False
+        assert call_piece is not None
+        index = call_piece[3]
+        moved = [line for _, line in self._placed[index:]]
+        del self._placed[index:]
+        if self._placed and self._placed[-1][1] is self._separator:
+            self._placed.pop()
+        self._pieces.pop()
+        self._y = self._placed[-1][0] + self._placed[-1][1].height if self._placed else self._top
+        yield self._seal()
+        self._pieces.append([call_piece[0], 0, call_piece[2], 0])
+        for line in moved:
+            self._place(line)
+        return True
+
+    def _flow(
+        self, turn: Turn, turn_id: int, lines: Iterator[Line], index: int, x_start: int
+    ) -> Iterator[RenderedPage]:
+        """Place the lines of a turn from line ``index`` on, sealing pages as they fill.
+
+        ``x_start`` is where the turn started when it ran on after the previous turn (0 otherwise).
+        """
         piece = self._pieces[-1]
         for line in lines:
             if self._fits(line.height):
@@ -179,6 +279,7 @@ class PagePacker:
                 piece[2] = line.src_start
                 yield self._seal()
                 self._continue_page(turn, turn_id, index, line)
+                self._first_x = x_start
                 piece = self._pieces[-1]
             index += 1
         piece[2] = len(turn.content)
@@ -186,7 +287,7 @@ class PagePacker:
     def _continue_page(self, turn: Turn, turn_id: int, index: int, line: Line) -> None:
         """Start an empty page with line ``index`` of a turn, under a ``(cont.)`` label."""
         self._first_line = index
-        self._pieces.append([turn_id, line.src_start, line.src_start])
+        self._pieces.append([turn_id, line.src_start, line.src_start, 0])
         self._place(label_line(turn, self.style, continued=True, src=line.src_start))
         if not line.gap:
             self._place(line)
@@ -196,7 +297,7 @@ class PagePacker:
         text = "\n".join(line.text for _, line in self._placed if line.text is not None)
         return RenderedPage(
             image=draw_lines(self._placed, self.style),
-            spans=tuple(TurnSpan(*piece) for piece in self._pieces),
+            spans=tuple(TurnSpan(*piece[:3]) for piece in self._pieces),
             text=text,
             text_tokens=count_tokens(text, self.encoding),
             missing_glyphs=sum(line.missing for _, line in self._placed),
@@ -206,3 +307,19 @@ class PagePacker:
         page = self._render()
         self._reset()
         return page
+
+
+@lru_cache(maxsize=32)
+def page_capacity(style: RenderStyle, encoding: str = DEFAULT_ENCODING) -> int:
+    """Tokens of plain English prose (:data:`REFERENCE_PROSE`) one full page of ``style`` holds.
+
+    The yardstick of page fill: a sealed page's ``text_tokens / page_capacity(style)`` is 1.0 when it
+    is as full as running prose makes it (CJK and code pages can go above it; blank space, short lines
+    and labels take it below).
+    """
+    packer = PagePacker(style, encoding=encoding)
+    turn = Turn("user", REFERENCE_PROSE * 4)
+    for i in range(10_000):
+        for page in packer.iter_add(turn, i):
+            return page.text_tokens
+    raise AssertionError("reference prose never filled a page")  # pragma: no cover

@@ -11,7 +11,6 @@ history text tokens, context tokens, ratio. The helpers here are shared with ``d
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -42,7 +41,14 @@ def register(subparsers: Any) -> None:
         help="target provider, e.g. deepseek-ocr, openai:gpt-4o, anthropic:claude-sonnet-4-5, "
         "gemini:gemini-2.0-flash (default deepseek-ocr)",
     )
-    parser.add_argument("--budget", type=int, metavar="N", help="most tokens the context may cost")
+    parser.add_argument(
+        "--budget",
+        default="window",
+        metavar="N|window|none",
+        help="most tokens the context may cost: a number, 'window' (half the model's window, the default) "
+        "or 'none'",
+    )
+    parser.add_argument("--profile", metavar="NAME|FILE", help="render profile (default: the provider's)")
     parser.add_argument("--recent", type=int, metavar="N", help="newest turns kept as text (default 8)")
     parser.add_argument("--format", choices=FORMATS, help="message format (default: the provider's)")
     parser.add_argument("--keep-text", action="store_true", help="keep paged turns' text in the store too")
@@ -55,34 +61,53 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Compress ``args.input``; returns the exit status."""
-    from optical_memory.config import MemoryConfig
+    from optical_memory.config import as_config
     from optical_memory.conversation import load_conversation
     from optical_memory.errors import ConfigError
     from optical_memory.providers import get_provider
 
     if args.session is not None and args.db is None:
         raise ConfigError("--session names a session in a store file: give --db FILE too")
-    if args.budget is not None and args.budget < 1:
-        raise ConfigError(f"--budget must be a positive number of tokens, got {args.budget}")
     provider = get_provider(args.provider).name
-    settings: dict[str, Any] = {"provider": provider, "keep_text": args.keep_text}
+    budget = parse_budget(args.budget)
+    settings: dict[str, Any] = {"provider": provider, "keep_text": args.keep_text, "profile": args.profile}
     if args.recent is not None:
         settings["recent_turns"] = args.recent
-    config = MemoryConfig(**settings)
+    config = as_config(settings)
     turns = load_conversation(args.input)
     memory = open_memory(args.db, args.session or "default", config)
     with memory:
         add_turns(memory, turns)
-        context = memory.context(provider=provider, budget=args.budget, format=args.format)
+        context = memory.context(provider=provider, budget=budget, format=args.format)
         if args.out:
             write_context(Path(args.out), context)
         if args.pages:
-            write_pages(memory, Path(args.pages), provider)
-    print(usage_table([(provider, args.budget, context.usage)], turns=len(turns)))
+            write_pages(memory, Path(args.pages))
+    print(usage_table([(provider, context.usage)], turns=len(turns)))
     for label, target in (("context", args.out), ("pages", args.pages), ("store", args.db)):
         if target:
             print(f"{label}: {target}")
     return 0
+
+
+def parse_budget(value: str) -> int | str | None:
+    """The ``--budget`` value: a positive number of tokens, ``window``, or ``none`` (no bound).
+
+    Raises:
+        ConfigError: For anything else.
+    """
+    from optical_memory.errors import ConfigError
+
+    word = value.strip().lower()
+    if word in ("window", "none"):
+        return None if word == "none" else word
+    try:
+        tokens = int(word)
+    except ValueError:
+        tokens = 0
+    if tokens < 1:
+        raise ConfigError(f"--budget must be a positive number of tokens, 'window' or 'none'; got {value!r}")
+    return tokens
 
 
 def open_memory(db: str | None, session: str, config: Any) -> OpticalMemory:
@@ -140,49 +165,48 @@ def write_context(path: Path, context: Context) -> None:
     write_json(path, context_json(context))
 
 
-def write_pages(memory: OpticalMemory, folder: Path, provider: str) -> list[dict[str, Any]]:
+def write_pages(memory: OpticalMemory, folder: Path) -> list[dict[str, Any]]:
     """Write every page at its current rung as ``page-00000.png`` plus ``pages.json``; return the entries.
 
-    Forgotten pages have no image: they are listed with ``"file": null``.
+    An entry gives the page's rung, size, turns, pin, its image's cost in the memory's provider's tokens,
+    its text tokens and its fill (text tokens over what a page of plain prose holds). Forgotten pages have
+    no image: they are listed with ``"file": null``.
 
     Raises:
         InputError: If the folder cannot be written.
     """
-    from optical_memory.errors import InputError
+    from optical_memory.cli.files import make_folder, write_file, write_listing
     from optical_memory.images import encode_png
     from optical_memory.ladder import Rung
-    from optical_memory.providers import get_provider
 
-    target = get_provider(provider)
     entries: list[dict[str, Any]] = []
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        for info in memory.pages():
-            entry: dict[str, Any] = {
-                "page_id": info.page_id,
-                "file": None,
-                "rung": info.rung.value,
-                "size": None,
-                "turns": list(info.turns),
-                "sealed": info.sealed,
-                "pinned": info.pinned.value if info.pinned is not None else None,
-                "cost": 0,
-            }
-            if info.rung is not Rung.FORGOTTEN:
-                image = memory.page_image(info.page_id)
-                name = f"page-{info.page_id:05d}.png"
-                (folder / name).write_bytes(encode_png(image))
-                entry.update(file=name, size=image.width, cost=target.image_tokens(image.width, image.height))
-            entries.append(entry)
-        listing = ",\n ".join(json.dumps(e) for e in entries)
-        (folder / "pages.json").write_text(f"[{listing}]\n" if entries else "[]\n", encoding="utf-8")
-    except OSError as exc:
-        raise InputError(f"cannot write pages into {folder}: {exc}") from None
+    make_folder(folder)
+    for info in memory.pages():
+        entry: dict[str, Any] = {
+            "page_id": info.page_id,
+            "file": None,
+            "rung": info.rung.value,
+            "width": info.width or None,
+            "height": info.height or None,
+            "turns": list(info.turns),
+            "sealed": info.sealed,
+            "pinned": info.pinned.value if info.pinned is not None else None,
+            "cost": info.cost,
+            "text_tokens": info.text_tokens,
+            "fill": round(info.fill, 3),
+        }
+        if info.rung is not Rung.FORGOTTEN:
+            image = memory.page_image(info.page_id)
+            name = f"page-{info.page_id:05d}.png"
+            write_file(folder / name, encode_png(image))
+            entry["file"] = name
+        entries.append(entry)
+    write_listing(folder / "pages.json", entries)
     return entries
 
 
-def usage_table(rows: Sequence[tuple[str, int | None, Usage]], *, turns: int) -> str:
-    """A plain-text table, one row per (provider, budget, usage): what the CLI prints."""
+def usage_table(rows: Sequence[tuple[str, Usage]], *, turns: int) -> str:
+    """A plain-text table, one row per (provider, usage): what the CLI prints."""
     from optical_memory.ladder import ORDER
 
     header = (
@@ -190,20 +214,22 @@ def usage_table(rows: Sequence[tuple[str, int | None, Usage]], *, turns: int) ->
         "budget",
         "turns",
         f"pages {RUNG_LETTERS}",
+        "as text",
         "history text tok",
         "context tok",
         "= text + images",
         "ratio",
     )
     lines = [header]
-    for provider, budget, usage in rows:
+    for provider, usage in rows:
         per_rung = "/".join(str(usage.pages_per_rung.get(rung.value, 0)) for rung in ORDER)
         lines.append(
             (
                 provider,
-                "-" if budget is None else f"{budget:,}",
+                "-" if usage.budget is None else f"{usage.budget:,}",
                 f"{turns:,}",
                 per_rung,
+                str(usage.pages_as_text),
                 f"{usage.history_text_tokens:,}",
                 f"{usage.context_tokens:,}",
                 f"{usage.text_tokens:,} + {usage.image_tokens:,}",
@@ -217,5 +243,8 @@ def usage_table(rows: Sequence[tuple[str, int | None, Usage]], *, turns: int) ->
         out.append("  ".join(cells).rstrip())
         if n == 0:
             out.append("  ".join("-" * w for w in widths))
-    out.append("tokens are each provider's own; ratio = history text / context")
+    out.append(
+        "tokens are each provider's own; pages L/B/S/T/F are images per rung (F: forgotten); as text: pages "
+        "sent as their turns' text because that was cheaper; ratio = history text / context"
+    )
     return "\n".join(out)

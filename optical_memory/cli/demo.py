@@ -1,11 +1,11 @@
 """``optical-memory demo``: the main job on the bundled sample conversation, with nothing to download.
 
-Adds the sample (an English and Chinese coding session with code blocks, shipped as
-``optical_memory/data/sample_conversation.json``) to an in-memory :class:`OpticalMemory` with the default
-settings, prints what the context costs on DeepSeek-OCR and a few hosted providers (with and without a
-budget), and writes the contact sheet and the context JSON into ``--out`` (default
-``./optical-memory-demo``). No GPU, weights or network are involved: pages are rendered with the bundled
-fonts and priced with each provider's published image formula.
+Adds the sample (an English and Chinese coding session with code blocks and a tool call, shipped as
+``optical_memory/data/sample_conversation.json``) to one in-memory :class:`OpticalMemory` per provider,
+each with the default settings for that provider (its render profile), prints what each context costs
+without a budget (and a few with one), and writes the main provider's contact sheet and context JSON
+into ``--out`` (default ``./optical-memory-demo``). No GPU, weights or network are involved: pages are
+rendered with the bundled fonts and priced with each provider's published image formula.
 """
 
 from __future__ import annotations
@@ -17,11 +17,20 @@ from pathlib import Path
 from typing import Any
 
 SAMPLE = "sample_conversation.json"
-PROVIDERS = ("deepseek-ocr", "openai:gpt-4o", "anthropic:claude-sonnet-4-5", "gemini:gemini-2.0-flash")
-"""Providers the demo table prices the same memory for."""
+PROVIDERS = (
+    "deepseek-ocr",
+    "openai:gpt-4o",
+    "openai:gpt-5.2",
+    "openai:gpt-4.1-mini",
+    "anthropic:claude-sonnet-4-5",
+    "gemini:gemini-2.0-flash",
+    "gemini:gemini-3-pro",
+    "qwen2.5-vl",
+)
+"""Providers the demo builds a memory for."""
 
-BUDGETS = {"deepseek-ocr": 3_500, "openai:gpt-4o": 5_000}
-"""Extra rows: the same provider under a token budget."""
+BUDGETS = {"deepseek-ocr": 2_500, "openai:gpt-4o": 4_000}
+"""Extra rows: the same memory under a token budget."""
 
 
 def register(subparsers: Any) -> None:
@@ -56,7 +65,7 @@ def sample_turns() -> list[Any]:
 
 def run(args: argparse.Namespace) -> int:
     """Run the demo; returns the exit status."""
-    from optical_memory.cli.compress import add_turns, usage_table, write_context
+    from optical_memory.cli.compress import usage_table, write_context
     from optical_memory.cli.show import save_sheet
     from optical_memory.memory import OpticalMemory
     from optical_memory.providers import get_provider
@@ -67,18 +76,21 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     turns = sample_turns()
     providers = [main, *(p for p in PROVIDERS if p != main)]
-    with OpticalMemory({"provider": main}) as memory:
-        add_turns(memory, turns)
-        rows: list[tuple[str, int | None, Any]] = []
-        for name in providers:
-            rows.append((name, None, memory.context(provider=name).usage))
+    rows: list[tuple[str, Any]] = []
+    for name in providers:
+        with OpticalMemory({"provider": name}) as memory:
+            for turn in turns:
+                memory.add(turn)
+            rows.append((name, memory.context(budget=None).usage))
             if name in BUDGETS:
-                rows.append((name, BUDGETS[name], memory.context(provider=name, budget=BUDGETS[name]).usage))
-        write_context(out / "context.json", memory.context(provider=main))
-        save_sheet(contact_sheet(memory, provider=main), out / "sheet.png")
-        pages = len(memory.pages())
+                rows.append((name, memory.context(budget=BUDGETS[name]).usage))
+            if name == main:
+                write_context(out / "context.json", memory.context())
+                save_sheet(contact_sheet(memory), out / "sheet.png")
+                pages = len(memory.pages())
     print(
-        f"optical-memory demo: {len(turns)} turns of a bundled English/Chinese coding session -> {pages} pages"
+        f"optical-memory demo: {len(turns)} turns of a bundled English/Chinese coding session -> {pages} pages "
+        f"({main}); one memory per provider, each with that provider's render profile"
     )
     print()
     print(usage_table(rows, turns=len(turns)))

@@ -44,3 +44,13 @@ def make_folder(path: Path) -> None:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise InputError(f"cannot create output folder {path}: {exc}") from None
+
+
+def write_listing(path: Path, entries: list[dict[str, Any]]) -> None:
+    """Write a list of JSON objects, one per line (the ``pages.json`` the CLI writes).
+
+    Raises:
+        InputError: If the file cannot be written.
+    """
+    listing = ",\n ".join(json.dumps(e, ensure_ascii=False) for e in entries)
+    write_file(path, f"[{listing}]\n" if entries else "[]\n")

@@ -23,7 +23,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--session", default="default", metavar="NAME", help="session (default 'default')")
     parser.add_argument("--out", default="sheet.png", metavar="PNG", help="where to write the sheet")
     parser.add_argument(
-        "--provider", default="deepseek-ocr", metavar="NAME", help="whose tokens costs are given in"
+        "--provider", metavar="NAME", help="whose tokens costs are given in (default: the memory's provider)"
     )
     parser.add_argument(
         "--scale", type=float, default=0.5, help="sheet pixels per stored page pixel (default 0.5)"
@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def draw_stored(db: Path, session: str, *, provider: str, scale: float) -> tuple[Any, int, int]:
+def draw_stored(db: Path, session: str, *, provider: str | None, scale: float) -> tuple[Any, int, int]:
     """The sheet of one stored session, with its turn and page counts.
 
     Raises:

@@ -17,6 +17,7 @@ from PIL import Image
 from optical_memory.cli import main
 from optical_memory.ladder import ORDER
 from optical_memory.providers import get_provider
+from tests.cli.conftest import conversation
 from tests.formats.test_formats import _validate
 
 
@@ -35,14 +36,13 @@ def _openai_images(messages: list[dict[str, Any]]) -> list[Image.Image]:
     ]
 
 
-def test_compress_writes_context_pages_and_table(
-    conversation_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    out, pages = tmp_path / "ctx" / "context.json", tmp_path / "pages"
-    argv = ["compress", str(conversation_file), "--provider", "openai:gpt-4o", "--recent", "2"]
+def test_compress_writes_context_pages_and_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out, pages, long = tmp_path / "ctx" / "context.json", tmp_path / "pages", tmp_path / "long.json"
+    long.write_text(json.dumps(conversation(60), ensure_ascii=False), encoding="utf-8")
+    argv = ["compress", str(long), "--provider", "openai:gpt-4o", "--recent", "2"]
     assert main([*argv, "--out", str(out), "--pages", str(pages)]) == 0
     printed = capsys.readouterr().out
-    assert "openai:gpt-4o" in printed and "ratio" in printed and "25" in printed  # 25 turns
+    assert "openai:gpt-4o" in printed and "ratio" in printed and "61" in printed  # 61 turns
 
     doc = json.loads(out.read_text(encoding="utf-8"))
     assert set(doc) == {"provider", "format", "system", "messages", "usage"}
@@ -50,10 +50,14 @@ def test_compress_writes_context_pages_and_table(
     _validate(ChatCompletionMessageParam, ChatCompletionContentPartParam, doc["messages"])
     usage = doc["usage"]
     images = _openai_images(doc["messages"])
-    assert len(images) >= 3
+    assert len(images) >= 2
     gpt4o = get_provider("openai:gpt-4o")
-    # the usage's image cost is exactly the provider's formula over the images actually sent
-    assert usage["image_tokens"] == sum(gpt4o.image_tokens(*im.size) for im in images)
+    # the usage's image cost is exactly the provider's formula over the images actually sent, at their detail
+    details = [p["image_url"]["detail"] for m in doc["messages"] if isinstance(m["content"], list)
+               for p in m["content"] if p["type"] == "image_url"]  # fmt: skip
+    assert usage["image_tokens"] == sum(
+        gpt4o.image_tokens(*im.size, d) for im, d in zip(images, details, strict=True)
+    )
     assert usage["context_tokens"] == usage["text_tokens"] + usage["image_tokens"]
     assert usage["ratio"] == pytest.approx(usage["history_text_tokens"] / usage["context_tokens"])
     per_rung = "/".join(str(usage["pages_per_rung"][r.value]) for r in ORDER)
@@ -61,10 +65,12 @@ def test_compress_writes_context_pages_and_table(
 
     listing = json.loads((pages / "pages.json").read_text())
     assert [e["page_id"] for e in listing] == list(range(len(listing)))
+    details = {"large": "high", "base": "high", "small": "high", "tiny": "low"}  # gpt-4o's render profile
     for entry in listing:
         with Image.open(pages / entry["file"]) as image:
-            assert image.size == (entry["size"], entry["size"])
-        assert entry["cost"] == gpt4o.image_tokens(entry["size"], entry["size"])
+            assert image.size == (entry["width"], entry["height"])
+        assert entry["cost"] == gpt4o.image_tokens(entry["width"], entry["height"], details[entry["rung"]])
+        assert entry["text_tokens"] > 0 and entry["fill"] > 0
     assert listing[-1]["sealed"] is False and listing[0]["sealed"] is True
     assert len({e["rung"] for e in listing}) >= 2  # older pages have faded
 

@@ -11,7 +11,11 @@ from typing import Any
 import pydantic
 import pytest
 from anthropic.types import ContentBlockParam, MessageParam
-from openai.types.chat import ChatCompletionContentPartParam, ChatCompletionMessageParam
+from openai.types.chat import (
+    ChatCompletionContentPartParam,
+    ChatCompletionMessageFunctionToolCallParam,
+    ChatCompletionMessageParam,
+)
 from openai.types.responses import EasyInputMessageParam, ResponseInputContentParam, ResponseInputParam
 from PIL import Image
 
@@ -33,12 +37,13 @@ from optical_memory.formats import (
 from optical_memory.images import encode_png
 from optical_memory.ladder import Rung
 from optical_memory.providers import get_provider
+from optical_memory.types import ToolCall
 
 
 def _page(page_id: int, rung: Rung = Rung.TINY, shade: int = 0) -> PageItem:
     image = Image.new("L", (64, 64), 255)
     image.putpixel((page_id % 64, 0), shade)
-    return PageItem(page_id, image, rung, page_label(page_id, (page_id * 3, page_id * 3 + 2), rung))
+    return PageItem(page_id, image, rung, page_label(page_id, (page_id * 3, page_id * 3 + 2)))
 
 
 def _items() -> list[Any]:
@@ -60,12 +65,16 @@ def _exact(type_: Any, value: Any) -> None:
 
 
 def _validate(message_type: Any, part_type: Any, messages: list[dict[str, Any]]) -> None:
-    """Check messages against the official SDK types, parts eagerly (the SDKs declare them lazy)."""
+    """Check messages against the official SDK types, parts and tool calls eagerly (the SDKs declare them
+    lazy)."""
     for message in messages:
         content = message.get("content")
         if isinstance(content, list):
             _exact(list[part_type], content)  # type: ignore[valid-type]
             message = {**message, "content": "parts checked above"}
+        if "tool_calls" in message:
+            _exact(list[ChatCompletionMessageFunctionToolCallParam], message["tool_calls"])
+            message = {k: v for k, v in message.items() if k != "tool_calls"}
         _exact(message_type, message)
 
 
@@ -74,14 +83,10 @@ def _png_of(b64: str) -> Image.Image:
 
 
 def test_page_label_and_frame_text() -> None:
-    assert page_label(3, (10, 14), Rung.SMALL) == "page 3 (turns 10-14, small)"
-    assert page_label(0, (2, 2), "tiny") == "page 0 (turn 2, tiny)"
+    assert page_label(3, (10, 14)) == "page 3, turns 10-14"
+    assert page_label(0, (2, 2)) == "page 0, turn 2"
     text = frame_text(_items())
-    assert text.splitlines() == [
-        PAGES_INTRO.format(count=2, noun="images"),
-        "page 0 (turns 0-2, tiny)",
-        "page 1 (turns 3-5, small)",
-    ]
+    assert text.splitlines() == [PAGES_INTRO, "page 0, turns 0-2", "page 1, turns 3-5"]
     assert frame_text([TextItem("user", "hi")]) == ""
 
 
@@ -105,8 +110,6 @@ def test_bad_items_are_input_errors() -> None:
     forgotten = PageItem(5, Image.new("L", (8, 8)), Rung.FORGOTTEN, "page 5")
     with pytest.raises(InputError, match="forgotten"):
         build_messages([forgotten], format="openai-chat")
-    with pytest.raises(InputError, match="before the recent turns"):
-        build_messages([TextItem("user", "hi"), _page(0)], format="hf")
     with pytest.raises(InputError, match="TextItem or PageItem"):
         build_messages([{"role": "user", "content": "hi"}], format="hf")  # type: ignore[list-item]
 
@@ -119,8 +122,8 @@ def test_openai_chat_messages_validate_and_hold_the_pages() -> None:
     assert roles == ["system", "user", "user", "assistant", "user", "user"]
     parts = ctx.messages[1]["content"]
     assert [p["type"] for p in parts] == ["text", "text", "image_url", "text", "image_url"]
-    assert parts[0]["text"].startswith("The earlier part of this conversation is shown as 2 page images")
-    assert parts[1]["text"] == "page 0 (turns 0-2, tiny)"
+    assert parts[0]["text"].startswith("The earlier part of this conversation is shown as page images")
+    assert parts[1]["text"] == "page 0, turns 0-2"
     url = parts[2]["image_url"]
     assert url["detail"] == "low"
     assert url["url"].startswith("data:image/png;base64,")
@@ -248,7 +251,7 @@ def test_every_format_is_deterministic_and_keeps_page_order(fmt: str) -> None:
     a = json.dumps(jsonable(build_messages(items, format=fmt).messages))
     b = json.dumps(jsonable(build_messages(items, format=fmt).messages))
     assert a == b
-    positions = [a.index(f"page {i} (") for i in range(5)]
+    positions = [a.index(f"page {i},") for i in range(5)]
     assert positions == sorted(positions)
 
 
@@ -259,3 +262,115 @@ def test_given_png_bytes_are_sent_as_they_are(fmt: str) -> None:
     assert base64.b64encode(b"stored-png").decode() in text
     plain = json.dumps(build_messages([PageItem(0, page.image, Rung.TINY, "page 0")], format=fmt).messages)
     assert base64.b64encode(encode_png(page.image)).decode() in plain
+
+
+# --- tool calls and the older conversation as text ------------------------------------------------------
+
+
+def _tool_items() -> list[Any]:
+    call = ToolCall("call_1", "bash", '{"command": "ls -F"}')
+    other = ToolCall("call:2", "read", '{"path": "a.py"}')
+    return [
+        TextItem("system", "You are an agent."),
+        _page(0),
+        TextItem("user", "list the files", turn=3),
+        TextItem("assistant", "", tool_calls=(call, other), turn=4),
+        TextItem("tool", "AUTHORS LICENSE", name="bash", tool_call_id="call_1", turn=5),
+        TextItem("tool", "print(1)", name="read", tool_call_id="call:2", turn=6),
+        _page(1),
+        TextItem("assistant", "Both read.", turn=8),
+        TextItem("user", "thanks"),
+    ]
+
+
+def test_openai_chat_tool_calls_validate() -> None:
+    ctx = build_messages(_tool_items(), format="openai-chat")
+    _validate(ChatCompletionMessageParam, ChatCompletionContentPartParam, ctx.messages)
+    roles = [m["role"] for m in ctx.messages]
+    assert roles == ["system", "user", "user", "assistant", "tool", "tool", "user", "assistant", "user"]
+    call = ctx.messages[3]
+    assert call["content"] is None and [c["id"] for c in call["tool_calls"]] == ["call_1", "call:2"]
+    assert call["tool_calls"][0]["function"] == {"name": "bash", "arguments": '{"command": "ls -F"}'}
+    assert ctx.messages[4] == {"role": "tool", "tool_call_id": "call_1", "content": "AUTHORS LICENSE"}
+    # two runs of pages: the introduction opens only the first
+    assert ctx.messages[1]["content"][0]["text"] == PAGES_INTRO
+    assert ctx.messages[6]["content"][0]["text"] == "page 1, turns 3-5"
+
+
+def test_openai_responses_tool_items_validate() -> None:
+    ctx = build_messages(_tool_items(), format="openai-responses")
+    _exact(ResponseInputParam, [{**m, "content": "x"} if "content" in m else m for m in ctx.messages])
+    kinds = [m.get("type", m.get("role")) for m in ctx.messages]
+    assert kinds == [
+        "system", "user", "user", "function_call", "function_call", "function_call_output",
+        "function_call_output", "user", "assistant", "user",
+    ]  # fmt: skip
+    assert ctx.messages[3] == {
+        "type": "function_call", "call_id": "call_1", "name": "bash", "arguments": '{"command": "ls -F"}'
+    }  # fmt: skip
+    assert ctx.messages[5] == {
+        "type": "function_call_output",
+        "call_id": "call_1",
+        "output": "AUTHORS LICENSE",
+    }
+
+
+def test_anthropic_tool_use_and_results_validate() -> None:
+    ctx = build_messages(_tool_items(), format="anthropic")
+    _validate(MessageParam, ContentBlockParam, ctx.messages)
+    roles = [m["role"] for m in ctx.messages]
+    assert all(a != b for a, b in itertools.pairwise(roles))
+    uses = [b for m in ctx.messages for b in m["content"] if b["type"] == "tool_use"]
+    results = [b for m in ctx.messages for b in m["content"] if b["type"] == "tool_result"]
+    assert [u["id"] for u in uses] == ["call_1", "call_2"]  # ids made safe for the API
+    assert uses[0]["input"] == {"command": "ls -F"}
+    assert [r["tool_use_id"] for r in results] == ["call_1", "call_2"]
+    # both results answer in the one user message right after the calls
+    i = next(i for i, m in enumerate(ctx.messages) if any(b["type"] == "tool_use" for b in m["content"]))
+    assert [b["type"] for b in ctx.messages[i + 1]["content"]][:2] == ["tool_result", "tool_result"]
+
+
+def test_gemini_function_calls_and_responses() -> None:
+    ctx = build_messages(_tool_items(), format="gemini")
+    parts = [p for c in ctx.messages for p in c["parts"]]
+    calls = [p["functionCall"] for p in parts if "functionCall" in p]
+    answers = [p["functionResponse"] for p in parts if "functionResponse" in p]
+    assert calls[0] == {"id": "call_1", "name": "bash", "args": {"command": "ls -F"}}
+    assert answers[1] == {"id": "call:2", "name": "read", "response": {"result": "print(1)"}}
+    assert [c["role"] for c in ctx.messages] == ["user", "model", "user", "model", "user"]
+
+
+def test_hf_tool_calls() -> None:
+    ctx = build_messages(_tool_items(), format="hf")
+    call = next(m for m in ctx.messages if "tool_calls" in m)
+    assert call["tool_calls"][0] == {
+        "id": "call_1", "type": "function", "function": {"name": "bash", "arguments": {"command": "ls -F"}}
+    }  # fmt: skip
+    assert [m.get("tool_call_id") for m in ctx.messages if m["role"] == "tool"] == ["call_1", "call:2"]
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_call_without_its_results_beside_it_is_written_as_text(fmt: str) -> None:
+    call = ToolCall("c1", "bash", '{"command": "date"}')
+    items = [
+        TextItem("user", "what time is it?"),
+        TextItem("assistant", "Let me check.", tool_calls=(call,)),
+        _page(0),  # the result went onto a page image
+        TextItem("tool", "12:00", name="date", tool_call_id="c9"),  # a result whose call is not here
+        TextItem("user", "ok"),
+    ]
+    dumped = json.dumps(jsonable(build_messages(items, format=fmt).messages))
+    assert "Called bash(" in dumped
+    assert fmt == "hf" or "Tool result (date):" in dumped  # chat templates take a plain tool turn
+    for key in ("tool_calls", "tool_use", "function_call", "functionCall", "tool_call_id", "tool_result"):
+        assert key not in dumped, (fmt, key)
+
+
+def test_gemini_pages_carry_their_media_resolution() -> None:
+    page = PageItem(0, Image.new("L", (8, 8), 255), Rung.BASE, "page 0", detail="medium")
+    parts = build_messages([page], format="gemini").messages[0]["parts"]
+    assert parts[-1]["media_resolution"] == {"level": "MEDIA_RESOLUTION_MEDIUM"}
+    openai = build_messages(
+        [PageItem(0, page.image, Rung.TINY, "page 0", detail="low")], format="openai-chat"
+    )
+    assert openai.messages[0]["content"][-1]["image_url"]["detail"] == "low"

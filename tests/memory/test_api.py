@@ -16,6 +16,7 @@ def test_memory_methods():
         "close",
         "context",
         "forget",
+        "observe_usage",
         "open",
         "page_image",
         "page_text",
@@ -32,7 +33,9 @@ def test_memory_methods():
         ("provider", "KEYWORD_ONLY"),
         ("budget", "KEYWORD_ONLY"),
         ("format", "KEYWORD_ONLY"),
+        ("detail", "KEYWORD_ONLY"),
     ]
+    assert ctx["budget"].default == "config"
     opened = inspect.signature(OpticalMemory.open).parameters
     assert list(opened) == ["path", "session", "config"]
     assert opened["session"].default == "default"
@@ -51,8 +54,13 @@ def test_value_type_fields():
         "pages_per_rung",
         "ratio",
         "forgotten_for_budget",
+        "carried_text_tokens",
+        "pages_as_text",
+        "budget",
     ]
-    assert names(Context) == ["messages", "system", "usage", "format", "provider", "items", "embeddings"]
+    assert names(Context) == [
+        "messages", "system", "usage", "format", "provider", "items", "embeddings", "image_ratio",
+    ]  # fmt: skip
     assert names(PageInfo) == [
         "page_id",
         "rung",
@@ -64,6 +72,10 @@ def test_value_type_fields():
         "sealed",
         "pinned",
         "text_kept",
+        "width",
+        "height",
+        "text_tokens",
+        "fill",
     ]
     for cls in (AddResult, Usage, Context, PageInfo):
         assert cls.__dataclass_params__.frozen

@@ -202,7 +202,7 @@ def test_bfloat16_tokens_round_trip_through_the_cache(
     m = OpticalMemory(
         config(checkpoint, encoder={"name": "deepseek", "path": str(checkpoint), "dtype": "bf16"})
     )
-    fill(m, n_long=8)
+    fill(m, n_long=14)
     first = m.context(format="embeddings").embeddings
     assert first.inputs_embeds.dtype == torch.bfloat16
     counter = Counter(monkeypatch)

@@ -54,21 +54,23 @@ def test_recent_window_by_turns_keeps_system_prompt_as_text():
     m.add("system prompt", role="system")
     for t in turns(5, words=5):
         m.add(t)
-    items = m.context().items
-    texts = [i for i in items if hasattr(i, "content")]
+    ctx = m.context()
+    texts = [i for i in ctx.items if hasattr(i, "content")]
     assert texts[0].content == "system prompt"
-    assert [t.content for t in texts[1:]] == [t["content"] for t in turns(5, words=5)[-2:]]
+    assert [t.content for t in texts[-2:]] == [t["content"] for t in turns(5, words=5)[-2:]]
     pages = m.pages()
     assert len(pages) == 1 and not pages[0].sealed  # three short turns share the open page
     assert pages[0].turns == (1, 3)
+    # the open page is cheaper as its text than as a 1280 px image: it goes as text
+    assert ctx.usage.pages_as_text == 1 and [t.turn for t in texts[1:4]] == [1, 2, 3]
 
 
 def test_recent_window_by_tokens():
     m = OpticalMemory({"recent_turns": None, "recent_tokens": 100})
     for t in turns(6, words=30):  # about 45 tokens each
         m.add(t)
-    texts = [i for i in m.context().items if hasattr(i, "content")]
-    assert len(texts) == 2
+    texts = [i for i in m.context(format="hf").items if hasattr(i, "content")]
+    assert [t.turn for t in texts][-2:] == [4, 5] and len(m._window) == 2
     with pytest.raises(ConfigError, match="recent_turns or recent_tokens"):
         OpticalMemory({"recent_turns": None})
 
@@ -117,7 +119,7 @@ def test_usage_image_costs_equal_provider_formulas(mem):
         assert ctx.usage.ratio == pytest.approx(ctx.usage.history_text_tokens / ctx.usage.context_tokens)
         if name == "deepseek-ocr":  # hosted providers price a page near its text; DeepSeek far below
             assert ctx.usage.history_text_tokens > ctx.usage.context_tokens
-        assert sum(ctx.usage.pages_per_rung.values()) == len(mem.pages())
+        assert sum(ctx.usage.pages_per_rung.values()) + ctx.usage.pages_as_text == len(mem.pages())
 
 
 def test_add_result_reports_the_default_context_cost():
@@ -146,7 +148,7 @@ def test_budget_smaller_than_recent_text_is_a_clear_error(mem):
 
 
 def test_pin_holds_a_page_and_unpin_releases_it():
-    m = filled(16)
+    m = filled(30)
     assert m.pages()[0].rung is not Rung.LARGE
     m.pin(1, "tiny")
     assert m.pages()[1].rung is Rung.TINY and m.pages()[1].pinned is Rung.TINY
@@ -182,16 +184,16 @@ def test_forget_deletes_the_image():
 
 
 def test_keep_text_rerenders_a_page_pinned_sharper_byte_identically():
-    m = filled(16, keep_text=True)
+    m = filled(30, keep_text=True)
     sealed = [p for p in m.pages() if p.sealed]
     old = sealed[0]
     assert old.rung is not Rung.LARGE and old.text_kept
     assert m.page_text(old.page_id)
     # the same turns packed afresh give the page at the top rung
-    packer = PagePacker()
+    packer = PagePacker(m.profile.style())
     reference = None
-    for tid in range(1, 17):
-        for page in packer.add(Turn(**turns(16)[tid - 1]), tid):
+    for tid in range(1, 31):
+        for page in packer.add(Turn(**turns(30)[tid - 1]), tid):
             if page.spans == old.spans:
                 reference = page.image
     assert reference is not None
@@ -279,18 +281,26 @@ def test_add_never_relays_or_rereads_old_pages(monkeypatch):
     assert len([p for p in m.pages() if p.rung is Rung.SMALL]) >= 1  # demotions did happen
 
 
-def test_budget_policy_budget_applies_per_context_not_to_stored_pages():
-    plain = filled(24)
-    budgeted = filled(24, policy="budget", policy_options={"budget": 2500})
+def test_the_budget_setting_applies_per_context_not_to_stored_pages():
+    plain = filled(40, budget=None)
+    budgeted = filled(40, budget=2500)
     assert [(p.page_id, p.rung) for p in budgeted.pages()] == [(p.page_id, p.rung) for p in plain.pages()]
     usage = budgeted.context().usage
-    assert usage.context_tokens <= 2500 < plain.context().usage.context_tokens
-    assert budgeted.context(budget=10**6).usage == plain.context().usage
+    assert usage.budget == 2500 and usage.context_tokens <= 2500 < plain.context().usage.context_tokens
+    assert budgeted.context(budget=None).usage == plain.context().usage
+    assert budgeted.context(budget="window").usage.budget == 4096  # half of DeepSeek-OCR's 8,192
+
+
+def test_the_default_budget_is_half_the_models_window():
+    m = filled(40, provider="anthropic:claude-sonnet-4-5")
+    assert m.context().usage.budget == 100_000
+    assert m.context(provider="openai:gpt-4o").usage.budget == 64_000
+    assert m.context(budget=None).usage.budget is None
 
 
 def test_settled_pages_are_skipped_by_the_age_pass():
     m = filled(40)
-    real = m._age_policy
+    real = m._policy
     seen: list[int] = []
 
     class Recording:
@@ -300,7 +310,7 @@ def test_settled_pages_are_skipped_by_the_age_pass():
             seen.append(len(states))
             return real.assign(states, **kw)
 
-    m._age_policy = Recording()
+    m._policy = Recording()
     for t in turns(40, start=40):
         m.add(t)
     assert m._settled > 0 and all(p.rung is Rung.TINY for p in m._pages[: m._settled])

@@ -71,8 +71,10 @@ def test_sessions_share_a_file(tmp_path):
 def test_reopen_config_rules(tmp_path):
     path = tmp_path / "mem.db"
     OpticalMemory.open(path, config={"recent_turns": 2}).close()
-    with pytest.raises(ConfigError, match="page_size 1024 does not match"):
+    with pytest.raises(ConfigError, match=r"1024x1024.*1280x1280"):
         OpticalMemory.open(path, config={"page_size": 1024})
+    with pytest.raises(ConfigError, match="profile 'anthropic'"):
+        OpticalMemory.open(path, config={"provider": "anthropic:claude-sonnet-4-5"})
     with OpticalMemory.open(path, config={"recent_turns": 6, "keep_text": True}) as m:
         assert m.config.recent_turns == 6  # a compatible new config replaces the stored one
     with OpticalMemory.open(path) as m:

@@ -1,4 +1,4 @@
-"""Worked examples of the token budget, including the provider-aware case from issue 3."""
+"""Worked examples of the budget rule every policy applies, including the provider-aware case."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 
 from optical_memory.errors import ConfigError
 from optical_memory.ladder import Rung
-from optical_memory.policies import AgeLadder, PageState, TokenBudget, get_policy, ladder_costs
+from optical_memory.policies import AgeLadder, PageState, get_policy, ladder_costs
 from optical_memory.providers import get_provider
 
 L, B, S, T, F = Rung.LARGE, Rung.BASE, Rung.SMALL, Rung.TINY, Rung.FORGOTTEN
@@ -29,7 +29,7 @@ def _pages(n: int, costs: Mapping[Rung, int], **pins: Rung) -> list[PageState]:
 def test_provider_costs_per_rung() -> None:
     assert dict(_costs("deepseek-ocr")) == {L: 421, B: 273, S: 111, T: 73, F: 0}
     assert dict(_costs("openai:gpt-4o")) == {L: 765, B: 765, S: 765, T: 255, F: 0}
-    assert dict(_costs("anthropic:claude-sonnet-4-5")) == {L: 1590, B: 1399, S: 547, T: 350, F: 0}
+    assert dict(_costs("anthropic:claude-sonnet-4-5")) == {L: 1521, B: 1369, S: 529, T: 361, F: 0}
 
 
 def test_the_same_budget_buys_different_rungs_per_provider() -> None:
@@ -38,14 +38,14 @@ def test_the_same_budget_buys_different_rungs_per_provider() -> None:
     - DeepSeek-OCR: 2*111 + 2*273 + 2*421 = 1,610 fits in 2,500: nothing moves.
     - gpt-4o: 6*765 = 4,590, 2,090 over. Large, Base and Small all cost 765, so only Tiny (255) saves:
       the four oldest pages go to Tiny (-2,040, still 50 over), then the fifth (-510): 2,040.
-    - Claude: 7,072, 4,572 over. The four oldest to Tiny (-2,492), the fifth all the way (-1,240), then the
-      newest one rung to Base (-191, 649 over) and one more to Small (-852): 5*350 + 547 = 2,297.
+    - Claude: 6,838, 4,338 over. The four oldest to Tiny (-2,352), the fifth all the way (-1,160), then the
+      newest one rung to Base (-152, 674 over) and one more to Small (-840): 5*361 + 529 = 2,334.
     """
-    policy = get_policy("budget")
+    policy = get_policy("age")
     expected = {
         "deepseek-ocr": ((S, S, B, B, L, L), 1610),
         "openai:gpt-4o": ((T, T, T, T, T, L), 2040),
-        "anthropic:claude-sonnet-4-5": ((T, T, T, T, T, S), 2297),
+        "anthropic:claude-sonnet-4-5": ((T, T, T, T, T, S), 2334),
     }
     for provider, (rungs, cost) in expected.items():
         result = policy.assign(_pages(6, _costs(provider)), budget=3000, fixed_cost=500)
@@ -53,31 +53,31 @@ def test_the_same_budget_buys_different_rungs_per_provider() -> None:
 
 
 def test_forgets_the_oldest_when_every_page_at_tiny_does_not_fit() -> None:
-    """Claude, budget 2,000 for images: six Tiny pages cost 2,100, so the oldest page is forgotten."""
-    result = TokenBudget().assign(_pages(6, _costs("anthropic:claude")), budget=2500, fixed_cost=500)
+    """Claude, budget 2,000 for images: six Tiny pages cost 2,166, so the oldest page is forgotten."""
+    result = AgeLadder().assign(_pages(6, _costs("anthropic:claude")), budget=2500, fixed_cost=500)
     assert result.rungs == (F, T, T, T, T, T)
     assert result.forgotten_for_budget == (0,)
-    assert result.cost == 1750
+    assert result.cost == 5 * 361
 
 
 def test_pins_are_the_last_thing_demoted() -> None:
     costs = _costs("deepseek-ocr")
     pages = _pages(6, costs, p0=L)
     # 421 (pinned) + 5 * 73 = 786: the other pages go to Tiny, the pin holds
-    assert TokenBudget().assign(pages, budget=786).rungs == (L, T, T, T, T, T)
+    assert AgeLadder().assign(pages, budget=786).rungs == (L, T, T, T, T, T)
     # one token less: unpinned pages are forgotten, oldest first, before the pin moves
-    assert TokenBudget().assign(pages, budget=785).rungs == (L, F, T, T, T, T)
-    assert TokenBudget().assign(pages, budget=421).rungs == (L, F, F, F, F, F)
+    assert AgeLadder().assign(pages, budget=785).rungs == (L, F, T, T, T, T)
+    assert AgeLadder().assign(pages, budget=421).rungs == (L, F, F, F, F, F)
     # nothing unpinned is left: now the pin goes down, one rung at a time, and finally is forgotten
-    result = TokenBudget().assign(pages, budget=420)
+    result = AgeLadder().assign(pages, budget=420)
     assert (result.rungs, result.cost) == ((B, F, F, F, F, F), 273)
     assert result.forgotten_for_budget == (1, 2, 3, 4, 5)
-    result = TokenBudget().assign(pages, budget=72)
+    result = AgeLadder().assign(pages, budget=72)
     assert (result.rungs, result.forgotten_for_budget) == ((F,) * 6, (1, 2, 3, 4, 5, 0))
 
 
 def test_a_budget_exactly_the_recent_text_forgets_every_page() -> None:
-    result = TokenBudget().assign(_pages(3, _costs("deepseek-ocr")), budget=900, fixed_cost=900)
+    result = AgeLadder().assign(_pages(3, _costs("deepseek-ocr")), budget=900, fixed_cost=900)
     assert (result.rungs, result.cost) == ((F, F, F), 0)
 
 
@@ -85,23 +85,16 @@ def test_budget_smaller_than_the_recent_text() -> None:
     with pytest.raises(
         ConfigError, match=r"budget of 999 tokens is smaller than the recent text alone \(1000"
     ):
-        TokenBudget().assign(_pages(2, _costs("deepseek-ocr")), budget=999, fixed_cost=1000)
+        AgeLadder().assign(_pages(2, _costs("deepseek-ocr")), budget=999, fixed_cost=1000)
     with pytest.raises(ConfigError, match="fixed_cost must not be negative"):
-        TokenBudget().assign([], budget=10, fixed_cost=-1)
+        AgeLadder().assign([], budget=10, fixed_cost=-1)
 
 
-def test_standing_budget_and_override() -> None:
+def test_no_budget_keeps_the_policy_choice() -> None:
     pages = _pages(6, _costs("deepseek-ocr"))
-    standing = TokenBudget(budget=6 * 73)
-    assert standing.assign(pages).rungs == (T,) * 6
-    assert standing.assign(pages, budget=10_000).rungs == (S, S, B, B, L, L)
-    assert TokenBudget().assign(pages).rungs == (S, S, B, B, L, L)
-    with pytest.raises(ConfigError, match="budget must be a non-negative number"):
-        TokenBudget(budget=-5)
-
-
-def test_wraps_any_inner_policy() -> None:
-    pages = _pages(4, _costs("deepseek-ocr"))
-    policy = TokenBudget(inner=AgeLadder(unit="turns"), budget=421 + 3 * 73)
-    # by turns every page has age 0 (Large); the three oldest go to Tiny
-    assert policy.assign(pages).rungs == (T, T, T, L)
+    assert AgeLadder().assign(pages).rungs == (S, S, B, B, L, L)
+    assert AgeLadder().assign(pages, budget=6 * 73).rungs == (T,) * 6
+    # by turns every page has age 0 (Large); a budget takes the three oldest to Tiny
+    assert AgeLadder(unit="turns").assign(_pages(4, _costs("deepseek-ocr")), budget=421 + 3 * 73).rungs == (
+        T, T, T, L,
+    )  # fmt: skip

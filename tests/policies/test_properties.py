@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from optical_memory.errors import ConfigError
 from optical_memory.ladder import ORDER, Rung, rank
-from optical_memory.policies import AgeLadder, Assignment, PageState, TokenBudget, get_policy
+from optical_memory.policies import AgeLadder, Assignment, PageState, get_policy
 from optical_memory.policies.base import pinned_rank
 
 from .strategies import page_lists
@@ -48,7 +48,7 @@ def test_never_exceeds_the_budget_and_reports_its_cost(
     case: tuple[list[PageState], AgeLadder, int, int],
 ) -> None:
     pages, ladder, fixed, budget = case
-    for policy in (ladder, TokenBudget(inner=ladder)):
+    for policy in (ladder,):
         result = policy.assign(pages, budget=budget, fixed_cost=fixed)
         assert len(result.rungs) == len(pages)
         assert result.cost == _total(pages, result)
@@ -76,7 +76,7 @@ def test_pins_win_over_age(pages: list[PageState], kw: dict[str, float]) -> None
 @given(budget_cases())
 def test_pins_are_demoted_last_under_a_budget(case: tuple[list[PageState], AgeLadder, int, int]) -> None:
     pages, ladder, fixed, budget = case
-    result = TokenBudget(inner=ladder).assign(pages, budget=budget, fixed_cost=fixed)
+    result = ladder.assign(pages, budget=budget, fixed_cost=fixed)
     pinned_moved = any(
         page.pinned is not None and rung is not _held(page)
         for page, rung in zip(pages, result.rungs, strict=True)
@@ -148,9 +148,7 @@ def test_a_budget_below_the_recent_text_is_a_config_error(
 ) -> None:
     budget = max(0, fixed - 1 - slack)
     with pytest.raises(ConfigError, match=rf"budget of {budget} tokens.*\({fixed} tokens\)"):
-        get_policy("budget", budget=budget).assign(pages, fixed_cost=fixed)
-    with pytest.raises(ConfigError):
-        AgeLadder().assign(pages, budget=budget, fixed_cost=fixed)
+        get_policy("age").assign(pages, budget=budget, fixed_cost=fixed)
 
 
 @given(page_lists(), POLICY_SETTINGS)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from optical_memory.renderers import ChatRenderer
-from optical_memory.types import RenderedPage, Turn
+from optical_memory.profiles import PROFILES
+from optical_memory.renderers import ChatRenderer, RenderStyle
+from optical_memory.types import RenderedPage, ToolCall, Turn
 
 GOLDEN_DIR = Path(__file__).resolve().parent / "golden"
 ACTUAL_DIR = GOLDEN_DIR / "actual"
@@ -65,8 +66,31 @@ CASES: dict[str, list[Turn]] = {
 }
 
 
+_CALL = ToolCall("call_1", "bash", '{"command": "ls -F src/"}')
+_READ = ToolCall("call_2", "read_file", '{"path": "src/app.py", "lines": [1, 40]}')
+CASES["agent_flowed"] = [
+    Turn("user", "The tests fail on CI but not locally.\nCan you look?\n\n- Python 3.11\n- pytest 8"),
+    Turn("assistant", "", tool_calls=(_CALL,)),
+    Turn("tool", "app.py  models.py  views.py", tool_call_id="call_1", name="bash"),
+    Turn("assistant", "Reading the app.", tool_calls=(_READ,)),
+    Turn(
+        "tool",
+        "import os\n\n\n\n\n\ndef main():\n    path = os.environ['DATA']\n    return path\n"
+        + "ICON = 'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg"
+        + "1234567890abcdefABCDEF" * 8
+        + "'",
+        tool_call_id="call_2",
+        name="read_file",
+    ),
+    Turn("assistant", "`DATA` is unset on CI:\n\n```python\npath = os.environ.get('DATA', 'data/')\n```"),
+    Turn("user", "好的，谢谢！"),
+]
+STYLES = {"agent_flowed": PROFILES["anthropic"].style()}
+"""Cases drawn with another style than the default (``RenderStyle()``)."""
+
+
 def render_case(name: str) -> RenderedPage:
-    """The single page a golden case draws with the default style."""
-    pages = ChatRenderer().render(CASES[name])
+    """The single page a golden case draws (with the default style unless :data:`STYLES` says otherwise)."""
+    pages = ChatRenderer(STYLES.get(name, RenderStyle())).render(CASES[name])
     assert len(pages) == 1, f"golden case {name!r} should fit one page, drew {len(pages)}"
     return pages[0]

@@ -29,15 +29,17 @@ def test_render_writes_pages_texts_and_index(tmp_path: Path, capsys: pytest.Capt
         },
     )
     out = tmp_path / "out"
-    assert main(["render", str(conv), "--out", str(out), "--size", "640"]) == 0
+    assert main(["render", str(conv), "--out", str(out), "--provider", "openai:gpt-4o"]) == 0
     index = json.loads((out / "pages.json").read_text(encoding="utf-8"))
     assert len(index) >= 2
-    assert index[0]["file"] == "page-00000.png" and index[0]["rung"] == "small" and index[0]["size"] == 640
+    assert index[0]["file"] == "page-00000.png" and index[0]["rung"] == "large"
+    assert (index[0]["width"], index[0]["height"]) == (768, 1024)
+    assert 0 < index[0]["fill"] < 3
     assert index[0]["turns"][0] == [0, 0, 5]
     assert index[-1]["turns"][-1][0] == 1 and index[-1]["turns"][-1][2] == len("你好 " * 2000)
     for entry in index:
         with Image.open(out / entry["file"]) as image:
-            assert image.size == (640, 640) and image.mode == "L"
+            assert image.size == (768, 1024) and image.mode == "L"
         text = (out / entry["file"]).with_suffix(".txt").read_text(encoding="utf-8")
         assert entry["text_tokens"] > 0 and text.startswith(("User", "Assistant"))
     assert f"{len(index)} pages" in capsys.readouterr().out
@@ -49,7 +51,7 @@ def test_sharegpt_input(tmp_path: Path) -> None:
         {"conversations": [{"from": "human", "value": "hi"}, {"from": "gpt", "value": "yo"}]},
     )
     assert main(["render", str(conv), "--out", str(tmp_path / "o")]) == 0
-    assert (tmp_path / "o" / "page-00000.txt").read_text(encoding="utf-8") == "User\nhi\nAssistant\nyo"
+    assert (tmp_path / "o" / "page-00000.txt").read_text(encoding="utf-8") == "User: hi Assistant: yo"
 
 
 def test_missing_and_malformed_inputs_are_one_line_errors(
@@ -69,8 +71,8 @@ def test_missing_and_malformed_inputs_are_one_line_errors(
                 str(_write(tmp_path / "c.json", [{"role": "user", "content": "x"}])),
                 "--out",
                 str(tmp_path / "o"),
-                "--size",
-                "9",
+                "--profile",
+                "nope",
             ]
         )
         == 2

@@ -39,7 +39,7 @@ def test_pages_are_square_grayscale_on_white() -> None:
     (page,) = render_turns([{"role": "user", "content": "Hello there"}])
     assert page.image.mode == "L" and page.size == 1280 and page.image.size == (1280, 1280)
     assert page.image.getpixel((0, 0)) == 255 and page.image.getextrema() == (0, 255)
-    assert page.text == "User\nHello there"
+    assert page.text == "User: Hello there"
     assert page.text_tokens == count_tokens(page.text)
     assert page.missing_glyphs == 0
 
@@ -101,12 +101,15 @@ def test_any_unicode_renders(turns: list[tuple[str, str]]) -> None:
     assert sum(p.missing_glyphs for p in pages) >= surrogates
 
 
-def test_ten_megabytes_without_a_newline_stream_in_bounded_memory() -> None:
+@pytest.mark.parametrize("flow", [False, True])
+def test_ten_megabytes_without_a_newline_stream_in_bounded_memory(flow: bool) -> None:
     text = ("abcdefghij" * 100 + " ") * 9_900  # about 10 MB, one paragraph, no newline
+    if flow:
+        text = text.replace(" ", "\n")  # 9,900 short source lines, run on with marks
     tracemalloc.start()
     try:
         start = time.perf_counter()
-        pages = ChatRenderer().iter_pages([Turn("user", text)])
+        pages = ChatRenderer(RenderStyle(flow=flow)).iter_pages([Turn("user", text)])
         first = [next(pages) for _ in range(3)]
         _, peak = tracemalloc.get_traced_memory()
     finally:
@@ -114,7 +117,7 @@ def test_ten_megabytes_without_a_newline_stream_in_bounded_memory() -> None:
     assert time.perf_counter() - start < 20
     assert peak < 40_000_000, f"peak {peak:,} bytes for three pages"
     assert first[2].spans[0].start > first[1].spans[0].start > 0
-    assert first[1].text.startswith("User (cont.)\n")
+    assert first[1].text.startswith("User (cont.):\n")
 
 
 def test_ten_megabytes_of_one_token_breaks_at_the_width() -> None:

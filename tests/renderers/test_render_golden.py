@@ -38,3 +38,5 @@ def test_golden_cases_use_every_script_and_block() -> None:
     assert "↪ " in pages["code"].text
     assert "    print(i)" in pages["code"].text  # the tab became four spaces
     assert "␀" in pages["mixed"].text and "␡" in pages["mixed"].text
+    agent = pages["agent_flowed"].text
+    assert "⇒ app.py" in agent and "⟨5 blank lines⟩" in agent and "⟨base64" in agent and "↵" in agent

@@ -3,20 +3,40 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from optical_memory.renderers import RenderStyle
-from optical_memory.renderers.layout import CONTINUATION, NO_END, NO_START, Line, can_break, layout_turn
+from optical_memory.renderers.layout import (
+    CONTINUATION,
+    LINE_MARK,
+    NO_END,
+    NO_START,
+    PARAGRAPH_MARK,
+    Line,
+    can_break,
+    join_line,
+    label_text,
+    layout_turn,
+)
 from optical_memory.renderers.markdown import blocks
-from optical_memory.types import Turn
+from optical_memory.types import ToolCall, Turn
 
 STYLE = RenderStyle()
 
 
-def _content_lines(text: str, role: str = "assistant") -> list[Line]:
-    return list(layout_turn(Turn(role, text), STYLE))[1:]
+def _content_lines(text: str, role: str = "assistant", style: RenderStyle = STYLE) -> list[Line]:
+    """The lines of a turn's content: the label line dropped, or the inline label cut off the first line."""
+    turn = Turn(role, text)
+    lines = list(layout_turn(turn, style))
+    if lines[0].label_only:
+        return lines[1:]
+    label = label_text(turn) + " "
+    first = lines[0]
+    body = (first.text or "").removeprefix(label)
+    return [replace(first, text=body, runs=first.runs[1:]), *lines[1:]]
 
 
 def _right_edge(line: Line) -> int:
@@ -48,13 +68,73 @@ def test_blank_lines_collapse_and_edges_drop() -> None:
 
 
 def test_unclosed_fence_runs_to_the_end() -> None:
-    assert [b.kind for b in blocks("```\na\n\nb")] == ["code", "code", "code"]
+    assert [b.kind for b in blocks("```\na\n\nb")] == ["code", "gap", "code"]
+
+
+def test_code_folds_what_carries_no_information() -> None:
+    text = "```\nx = 1\n\n\n\n\ny = 2\n" + "m" * 2500 + "\n```"
+    kinds = [(b.kind, b.marker) for b in blocks(text)]
+    assert kinds == [
+        ("code", ""), ("fold", "⟨4 blank lines⟩"), ("code", ""), ("fold", "⟨long line · 2,500 chars⟩"),
+    ]  # fmt: skip
+    dump = "\n".join(f"{i * 16:08x}: " + " ".join(["00ff"] * 8) for i in range(6))
+    assert [(b.kind, b.marker) for b in blocks(dump, verbatim=True)] == [("fold", "⟨hex dump · 6 lines⟩")]
 
 
 def test_label_then_content_and_names() -> None:
     lines = list(layout_turn(Turn("tool", "ok", name="search\nweb"), STYLE))
-    assert [line.text for line in lines] == ["Tool: search web", "ok"]
-    assert next(iter(layout_turn(Turn("user", ""), STYLE))).text == "User"
+    assert [line.text for line in lines] == ["← search web: ok"]
+    assert next(iter(layout_turn(Turn("user", ""), STYLE))).text == "User:"
+    (prose,) = layout_turn(Turn("user", "hello there", name="Ann"), STYLE)
+    assert prose.text == "User (Ann): hello there" and not prose.label_only
+    code = list(layout_turn(Turn("assistant", "```\nx = 1\n```"), STYLE))
+    assert code[0].text == "Assistant:" and code[0].label_only and code[1].text == "x = 1"
+
+
+def test_tool_calls_draw_as_compact_lines_and_a_short_result_joins_its_call() -> None:
+    call = ToolCall("c1", "bash", '{"command": "ls -F"}')
+    (line,) = layout_turn(Turn("assistant", "", tool_calls=(call,)), STYLE)
+    assert line.text == 'Assistant: → bash({"command":"ls -F"})' and line.call_id == "c1"
+    joined = join_line(line, Turn("tool", "AUTHORS LICENSE", tool_call_id="c1"), STYLE)
+    assert joined is not None and joined.text == 'Assistant: → bash({"command":"ls -F"}) ⇒ AUTHORS LICENSE'
+    assert joined.call_id is None and joined.end > line.end
+    assert join_line(line, Turn("tool", "a\nb", tool_call_id="c1"), STYLE) is None
+    assert join_line(line, Turn("tool", "x" * 500, tool_call_id="c1"), STYLE) is None
+    two = list(
+        layout_turn(Turn("assistant", "Reading both.", tool_calls=(call, ToolCall("c2", "cat", "{}"))), STYLE)
+    )
+    assert [line.text for line in two] == [
+        "Assistant: Reading both.",
+        '→ bash({"command":"ls -F"})',
+        "→ cat({})",
+    ]
+
+
+def test_what_carries_no_information_is_not_drawn() -> None:
+    (line,) = _content_lines("a    b\tc   ")
+    assert line.text == "a b c"
+    code = _content_lines("```\n\tif x:      y\n```")
+    assert code[0].text == "    if x:  y"  # indentation kept, an inner run of spaces drawn as two
+    blob = "iVBORw0KGgoAAAANSUhEUgAA" * 20
+    (line,) = _content_lines(f"see {blob} and data:image/png;base64,{blob} ok")
+    assert (
+        line.text
+        == "see ⟨base64\xa0·\xa0480\xa0chars⟩ and ⟨image/png\xa0data\xa0URL\xa0·\xa0502\xa0chars⟩ ok"
+    )
+    path = "/".join(["src", "optical_memory", "renderers"] * 12)
+    assert path in _content_lines(path)[0].text or len(_content_lines(path)) > 1  # a path is not a blob
+
+
+def test_flowed_lines_run_on_with_marks() -> None:
+    flowed = replace(STYLE, flow=True)
+    text = "menu:\n1. one\n2. two\n\nnext para\n\n```\ndef f():\n    return 1\n```"
+    lines = _content_lines(text, style=flowed)
+    assert [line.text for line in lines] == [
+        f"menu:{LINE_MARK}1. one{LINE_MARK}2. two{PARAGRAPH_MARK}next para",
+        f"def f():{LINE_MARK}    return 1",
+    ]
+    assert lines[0].src_start == 0 and lines[1].src_end == len(text) - 4
+    assert can_break(LINE_MARK, "a") and not can_break("a", LINE_MARK)
 
 
 def test_latin_wraps_at_spaces_within_the_column() -> None:
@@ -62,7 +142,7 @@ def test_latin_wraps_at_spaces_within_the_column() -> None:
     lines = _content_lines(words)
     assert len(lines) > 5
     assert " ".join(line.text or "" for line in lines) == words
-    assert all(_right_edge(line) <= STYLE.size - STYLE.margin for line in lines)
+    assert all(_right_edge(line) <= STYLE.width - STYLE.margin for line in lines)
     assert all(not (line.text or "").startswith(" ") for line in lines)
 
 
@@ -71,7 +151,7 @@ def test_overlong_token_breaks_at_the_width() -> None:
     lines = _content_lines(token)
     assert "".join(line.text or "" for line in lines) == token
     assert len(lines) >= 5
-    assert all(_right_edge(line) <= STYLE.size - STYLE.margin for line in lines)
+    assert all(_right_edge(line) <= STYLE.width - STYLE.margin for line in lines)
 
 
 def test_source_ranges_tile_the_content() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -11,7 +12,7 @@ from optical_memory.errors import InputError
 from optical_memory.images import encode_png
 from optical_memory.renderers import ChatRenderer, PagePacker, RenderStyle
 from optical_memory.renderers import packer as packer_module
-from optical_memory.types import RenderedPage, Turn
+from optical_memory.types import RenderedPage, ToolCall, Turn
 
 SMALL = RenderStyle.for_size(512)  # fewer pixels: fast tests, same layout rules
 
@@ -78,7 +79,7 @@ def test_pending_and_seal() -> None:
     assert packer.pending() is None and packer.seal() is None and packer.pending_turn_ids() == []
     assert packer.add(Turn("user", "hi"), 7) == []
     pending = packer.pending()
-    assert pending is not None and pending.text == "User\nhi"
+    assert pending is not None and pending.text == "User: hi"
     assert packer.pending_turn_ids() == [7]
     sealed = packer.seal()
     assert sealed is not None and sealed.text == pending.text
@@ -112,13 +113,14 @@ def test_adding_a_turn_lays_out_only_that_turn(monkeypatch: pytest.MonkeyPatch) 
 
 def test_state_is_small_and_checked() -> None:
     packer = PagePacker(SMALL)
-    packer.add(Turn("user", "x " * 3000), 3)
+    packer.add(Turn("user", "x " * 5000), 3)
     state = packer.state()
+    assert state["first_line"] > 0
     assert len(json.dumps(state)) < 200
     with pytest.raises(InputError, match="not given"):
         PagePacker.restore(state, {}, SMALL)
     with pytest.raises(InputError, match="different RenderStyle"):
-        PagePacker.restore(state, {3: Turn("user", "x " * 3000)}, RenderStyle())
+        PagePacker.restore(state, {3: Turn("user", "x " * 5000)}, RenderStyle())
     with pytest.raises(InputError, match="state mismatch"):
         PagePacker.restore(state, {3: Turn("user", "x")}, SMALL)
     with pytest.raises(InputError, match="malformed"):
@@ -141,4 +143,50 @@ def test_a_role_label_is_never_left_alone_at_the_bottom_of_a_page() -> None:
     for page in pages:
         for span in page.spans:
             assert span.end > span.start, f"turn {span.turn} has only its label on a page"
-        assert page.text.split("\n")[-1] not in ("User", "Assistant")
+        assert page.text.split("\n")[-1] not in ("User:", "Assistant:")
+
+
+def _agent_turns() -> list[Turn]:
+    out: list[Turn] = [Turn("system", "Be brief.")]
+    for i in range(40):
+        call = ToolCall(f"c{i}", "bash", json.dumps({"command": f"ls dir{i} " + "-la " * (i % 7)}))
+        out.append(Turn("user", f"step {i}: " + "please check the folder and report back " * (1 + i % 5)))
+        out.append(Turn("assistant", "Checking." if i % 3 else "", tool_calls=(call,)))
+        result = "ok" if i % 2 else "\n".join(f"file{j}.py  {j * 37} bytes" for j in range(1 + i % 9))
+        out.append(Turn("tool", result, tool_call_id=f"c{i}", name="bash"))
+    return out
+
+
+@pytest.mark.parametrize("style", [SMALL, replace(SMALL, flow=True)], ids=["lines", "flowed"])
+def test_agent_turns_restore_exactly_and_keep_calls_with_results(style: RenderStyle) -> None:
+    turns = _agent_turns()
+    by_id = dict(enumerate(turns))
+
+    def pack(round_trip: bool) -> list[RenderedPage]:
+        packer = PagePacker(style)
+        pages: list[RenderedPage] = []
+        for i, turn in enumerate(turns):
+            if round_trip:
+                packer = PagePacker.restore(json.loads(json.dumps(packer.state())), by_id, style)
+            pages += packer.add(turn, i)
+        return pages + [p for p in [packer.seal()] if p]
+
+    plain = pack(False)
+    assert len(plain) >= 4
+    assert _fingerprint(plain) == _fingerprint(pack(True))
+    for page in plain:
+        for span in page.spans:
+            turn = turns[span.turn]
+            if turn.tool_call_id and span.start == 0:  # a result starts on the page of its call
+                call_turn = span.turn - 1
+                assert any(s.turn == call_turn for s in page.spans), (span, page.spans)
+    joined = [line for page in plain for line in page.text.split("\n") if "⇒ ok" in line]
+    assert joined, "one-line results join their call's line"
+
+
+def test_prose_turns_run_on_in_flowed_layout() -> None:
+    style = replace(SMALL, flow=True)
+    turns = [Turn("user" if i % 2 else "assistant", f"short message {i}.") for i in range(30)]
+    (page,) = ChatRenderer(style).render(turns)
+    assert len(page.text.split("\n")) < 15  # several turns share a line
+    assert "short message 0. User: short message 1." in page.text
