@@ -116,15 +116,6 @@ def text_cost_of(records: Records, cost: CostModel) -> int:
     return sum(cost.text(records.turns[t].tokens) for t in records.text)
 
 
-def open_costs(records: Records, cost: CostModel, *, allow_text: bool) -> tuple[int, bool]:
-    """What the open page costs, and whether it goes as text (0 and False when there is none)."""
-    if records.open_page is None:
-        return 0, False
-    image = cost.page(records.n_sealed, records.open_turns(), records.top)
-    text = cost.page_text(records.open_cost) if allow_text else None
-    return (text, True) if text is not None and text <= image else (image, False)
-
-
 def page_texts(records: Records, cost: CostModel, *, allow_text: bool) -> list[int | None]:
     """Each visible page's cost as text (None when its text is not kept, or pages go as images only)."""
     return [
@@ -145,12 +136,77 @@ def page_states(
     ]
 
 
-def shown_cost(page: Page, rung: Rung, text: int | None, cost: CostModel) -> tuple[int, bool]:
-    """A page's cost in a context at ``rung``, and whether it goes as text (0 and False when forgotten)."""
-    if rung is Rung.FORGOTTEN:
-        return 0, False
-    image = cost.page(page.page_id, page.turns, rung)
-    return (text, True) if text is not None and text <= image else (image, False)
+@dataclass(slots=True)
+class Tally:
+    """What the pages of a context cost, page by page, and whether showing any image is worth it.
+
+    Each page goes as text when that is no dearer than its image (and its text is kept). Images bring
+    the introduction with them, once: when every image's text is kept and together they save no more
+    than the introduction costs, all of them go as text instead (:meth:`total`), so a context never
+    costs more than the plain text of the turns it carries.
+    """
+
+    cost: int = 0  # every page at its own choice
+    images: int = 0
+    forced: int = 0  # images whose text is gone
+    savings: int = 0  # text less image, over the images whose text is kept
+
+    def add(self, image: int, text: int | None, sign: int = 1) -> bool:
+        """Count a page shown at ``image`` cost (``text``: its cost as text, if kept); True: it goes as text."""
+        as_text = text is not None and text <= image
+        self.cost += sign * (text if as_text else image)  # type: ignore[operator]
+        if not as_text:
+            self.images += sign
+            if text is None:
+                self.forced += sign
+            else:
+                self.savings += sign * (text - image)
+        return as_text
+
+    def all_text(self, intro: int) -> bool:
+        """Whether the images are better sent as text: none is forced and they save no more than ``intro``."""
+        return self.images > 0 and not self.forced and self.savings <= intro
+
+    def total(self, intro: int) -> int:
+        """The pages' cost, the introduction included when any image is shown."""
+        if self.all_text(intro):
+            return self.cost + self.savings
+        return self.cost + (intro if self.images else 0)
+
+
+@dataclass(frozen=True, slots=True)
+class Shown:
+    """How the older conversation goes into one context.
+
+    Attributes:
+        as_text: Per visible page, whether it goes as text (False for a page left out).
+        open_as_text: Whether the open page goes as text.
+        cost: What the pages cost, the introduction included.
+    """
+
+    as_text: tuple[bool, ...]
+    open_as_text: bool
+    cost: int
+
+
+def show(
+    records: Records, rungs: Sequence[Rung], texts: Sequence[int | None], cost: CostModel, *, allow_text: bool
+) -> Shown:
+    """Whether each page goes as text or as an image at its rung, and what the pages then cost."""
+    tally = Tally()
+    as_text = []
+    for page, rung, text in zip(records.visible, rungs, texts, strict=True):
+        shown = rung is not Rung.FORGOTTEN
+        as_text.append(shown and tally.add(cost.page(page.page_id, page.turns, rung), text))
+    open_text = False
+    if records.open_page is not None:
+        image = cost.page(records.n_sealed, records.open_turns(), records.top)
+        open_text = tally.add(image, cost.page_text(records.open_cost) if allow_text else None)
+    intro = cost.intro(1)
+    if tally.all_text(intro):
+        as_text = [t or r is not Rung.FORGOTTEN for t, r in zip(as_text, rungs, strict=True)]
+        open_text = records.open_page is not None
+    return Shown(tuple(as_text), open_text, tally.total(intro))
 
 
 def fit(
@@ -182,25 +238,18 @@ def fit(
             assignment fits it.
     """
     visible = records.visible
-    open_cost, open_text = open_costs(records, cost, allow_text=allow_text)
-    open_image = records.open_page is not None and not open_text
     text = text_cost_of(records, cost)
-    fixed = text + open_cost
-    _check_floor(budget, fixed + cost.intro(int(open_image)), text, open_cost)
+    forgotten = [Rung.FORGOTTEN] * len(visible)
+    floor = show(records, forgotten, texts, cost, allow_text=allow_text).cost  # the open page alone
+    _check_floor(budget, text + floor, text, floor)
     target = budget
     # costs are additive except the introduction, paid once when any image shows: re-fit on overshoot
     for _ in range(_FIT_TRIES):
-        assignment = policy.assign(states, budget=target, fixed_cost=fixed)
+        assignment = policy.assign(states, budget=target, fixed_cost=text + floor)
         rungs = [
             r if rank(r) >= rank(p.rung) else p.rung for p, r in zip(visible, assignment.rungs, strict=True)
         ]
-        chosen = [shown_cost(p, r, t, cost) for p, r, t in zip(visible, rungs, texts, strict=True)]
-        images = sum(
-            1
-            for (c, as_text), r in zip(chosen, rungs, strict=True)
-            if r is not Rung.FORGOTTEN and not as_text
-        )
-        total = fixed + cost.intro(images + open_image) + sum(c for c, _ in chosen)
+        total = text + show(records, rungs, texts, cost, allow_text=allow_text).cost
         if total <= budget:
             return rungs, assignment.forgotten_for_budget
         target -= total - budget
@@ -219,37 +268,30 @@ def _check_floor(budget: int, floor: int, text: int, open_cost: int) -> None:
 def older_items(
     records: Records,
     rungs: Sequence[Rung],
-    texts: Sequence[int | None],
+    shown: Shown,
     cost: CostModel,
     image: Callable[[Page, Rung], PageItem],
-    *,
-    allow_text: bool,
-) -> tuple[list[Item], int]:
-    """The older conversation, oldest first: each page shown as an image or as its turns' text.
+) -> list[Item]:
+    """The older conversation, oldest first: each page as its turns' text or as an image, as ``shown`` says.
 
-    Returns:
-        The items (consecutive pieces of one turn sent as text are joined into one item), and how many
-        pages went as text.
+    Consecutive pieces of one turn sent as text are joined into one item.
     """
     items: list[Item] = []
-    as_text = 0
-    for page, rung, text in zip(records.visible, rungs, texts, strict=True):
+    for page, rung, as_text in zip(records.visible, rungs, shown.as_text, strict=True):
         if rung is Rung.FORGOTTEN:
             continue
-        if shown_cost(page, rung, text, cost)[1]:
+        if as_text:
             _add_text(items, records, page.spans)
-            as_text += 1
         else:
             items.append(image(page, rung))
     if records.open_page is not None:
-        if open_costs(records, cost, allow_text=allow_text)[1]:
+        if shown.open_as_text:
             _add_text(items, records, records.open_page.spans)
-            as_text += 1
         else:
             pid, top = records.n_sealed, records.top
             label = page_label(pid, records.open_turns())
             items.append(PageItem(pid, records.open_page.image.copy(), top, label, None, cost.detail(top)))
-    return items, as_text
+    return items
 
 
 def _add_text(items: list[Item], records: Records, spans: Sequence[TurnSpan]) -> None:

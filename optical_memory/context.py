@@ -50,7 +50,9 @@ class AddResult:
         turn_id: The new turn's id (0, 1, 2, ... in the session).
         sealed: Ids of the pages this add filled and sealed.
         demoted: Ids of the pages this add moved down the ladder (or forgot by age).
-        context_tokens: The context's cost now, for the config's provider, before any budget.
+        context_tokens: The context's cost now, for the config's provider, before any budget (kept as
+            running sums; it counts each page sent as text at its own cost, so where one turn's pieces on
+            consecutive text pages are joined into one message the context costs a few tokens less).
     """
 
     turn_id: int

@@ -35,6 +35,7 @@ image formula, and prices later contexts (and their budgets) with that ratio.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import threading
@@ -184,8 +185,7 @@ class OpticalMemory:
             (t for t in range(self._n_system, self._packed_upto) if self._turns[t].content is not None),
             self._packed_upto,
         )
-        self._page_cost_sum = 0
-        self._image_pages = 0
+        self._tally = assembly.Tally()  # the sealed pages' share of the context cost, kept as running sums
         for page in self._pages:
             self._account(page, 1)
 
@@ -330,11 +330,13 @@ class OpticalMemory:
         return pid
 
     def _pays(self, page: Page) -> bool:
-        """Whether a sealed page's image at its rung costs less than its text on the memory's provider."""
+        """Whether a sealed page's image at its rung, with the introduction images bring, costs less than
+        its text on the memory's provider."""
         if page.rung is Rung.FORGOTTEN:
             return True
         text = self._cost.page_text(page.text_cost)
-        return text is None or self._cost.page(page.page_id, page.turns, page.rung) < text
+        image = self._cost.page(page.page_id, page.turns, page.rung) + self._cost.intro(1)
+        return text is None or image < text
 
     def _drop_paid_text(self) -> None:
         """Forget the text of every packed turn lying wholly on pages that pay as images."""
@@ -348,8 +350,13 @@ class OpticalMemory:
         self._text_floor = max(self._text_floor, bound)
         if done:
             self._store.drop_turn_text(self._sid, done)
+            touched = [p for p in self._pages[: self._paid] if p.spans[-1].turn >= done[0]]
+            for page in touched:
+                self._account(page, -1)
             for t in done:
                 self._turns[t].content = None
+            for page in touched:
+                self._account(page, 1)
 
     def _save_session(self) -> None:
         self._store.update_session(
@@ -403,10 +410,15 @@ class OpticalMemory:
 
     def _account(self, page: Page, sign: int) -> None:
         """Add (or take away) a sealed page's share of the running context cost on the memory's provider."""
-        text = self._cost.page_text(page.text_cost) if self._text_kept(page.spans) else None
-        cost, as_text = assembly.shown_cost(page, page.rung, text, self._cost)
-        self._page_cost_sum += sign * cost
-        self._image_pages += sign * (page.rung is not Rung.FORGOTTEN and not as_text)
+        if sign < 0:
+            if page.tallied is not None:
+                self._tally.add(*page.tallied, sign=-1)
+            page.tallied = None
+            return
+        if page.rung is not Rung.FORGOTTEN:
+            text = self._cost.page_text(page.text_cost) if self._text_kept(page.spans) else None
+            page.tallied = (self._cost.page(page.page_id, page.turns, page.rung), text)
+            self._tally.add(*page.tallied)
 
     def _rerender(self, page: Page) -> Image.Image:
         """The page at the top rung again, replayed from kept text with the same packer layout.
@@ -451,13 +463,11 @@ class OpticalMemory:
         """The memory's provider's context cost without a budget (kept as running sums)."""
         c = self._cost
         text = sum(c.text(self._turns[t].tokens) for t in (*range(self._n_system), *self._window))
-        open_cost = open_image = 0
+        tally = dataclasses.replace(self._tally)
         if self._pending_ids:
             turns = (self._pending_ids[0], self._pending_ids[-1])
-            image = c.page(len(self._pages), turns, self._top)
-            as_text = c.page_text(self._open_cost())
-            open_cost, open_image = (as_text, 0) if as_text is not None and as_text <= image else (image, 1)
-        return text + self._page_cost_sum + open_cost + c.intro(self._image_pages + open_image)
+            tally.add(c.page(len(self._pages), turns, self._top), c.page_text(self._open_cost()))
+        return text + tally.total(c.intro(1))
 
     def _check_open(self) -> None:
         if self._store.closed:
@@ -513,16 +523,17 @@ class OpticalMemory:
             records = self._records()
             texts = assembly.page_texts(records, cost, allow_text=allow_text)
             rungs, left_out = self._rungs(records, texts, cost, limit, allow_text=allow_text)
+            shown = assembly.show(records, rungs, texts, cost, allow_text=allow_text)
             # hosted formats send PNG bytes: reuse the stored ones (hf and embeddings take pixels)
             with_png = fmt not in ("hf", EMBEDDINGS)
-            older, as_text = assembly.older_items(
+            older = assembly.older_items(
                 records,
                 rungs,
-                texts,
+                shown,
                 cost,
                 lambda p, r: self._images.item(p, r, with_png=with_png, detail=cost.detail(r)),
-                allow_text=allow_text,
             )
+            as_text = sum(shown.as_text) + shown.open_as_text
             items = assembly.ordered(records, older)
             if fmt == EMBEDDINGS:
                 return self._embeddings_context(records, items, cost, left_out, limit)

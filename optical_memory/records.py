@@ -61,7 +61,10 @@ class TurnRecord:
 
 @dataclass(slots=True)
 class Page:
-    """A sealed page's metadata (mutable: its rung and pin change)."""
+    """A sealed page's metadata (mutable: its rung and pin change).
+
+    ``tallied`` is what the memory's running cost counted for the page: (image cost, text cost or None).
+    """
 
     page_id: int
     rung: Rung
@@ -71,6 +74,7 @@ class Page:
     sealed_at: float
     pinned: Rung | None = None
     text_cost: dict[str, int] = field(default_factory=dict)
+    tallied: tuple[int, int | None] | None = field(default=None, compare=False)
 
     @property
     def turns(self) -> tuple[int, int]:
