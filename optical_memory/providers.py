@@ -47,6 +47,8 @@ logger = logging.getLogger(__name__)
 
 ImageCost = Callable[[int, int, str | None], int]
 """``(width, height, detail) -> tokens``; ``detail`` None means the model's default."""
+ImageView = Callable[[int, int, str | None], tuple[int, int]]
+"""``(width, height, detail) -> (width, height)``: the size the model sees after the provider's resize."""
 
 DETAILS: dict[str, tuple[str, ...]] = {
     "openai-tile": ("high", "low", "auto"),
@@ -70,33 +72,56 @@ def deepseek_ocr_tokens(width: int, height: int, detail: str | None = None) -> i
     return ladder.gundam_positions(*ladder.gundam_grid(width, height))
 
 
+def served(width: int, height: int, detail: str | None = None) -> tuple[int, int]:
+    """The size a model sees an image at when its provider does not resize it."""
+    return width, height
+
+
+def _scaled(width: int, height: int, scale: float) -> tuple[int, int]:
+    return (width, height) if scale >= 1.0 else (max(1, int(width * scale)), max(1, int(height * scale)))
+
+
+def openai_tile_view(width: int, height: int, detail: str | None = None) -> tuple[int, int]:
+    """OpenAI tile models: ``low`` fits 512 x 512; else fit 2048 x 2048, then the shortest side to 768."""
+    if detail == "low":
+        return _scaled(width, height, 512 / max(width, height))
+    w, h = _scaled(width, height, 2048 / max(width, height))
+    return _scaled(w, h, 768 / min(w, h))
+
+
 def openai_tile_tokens(width: int, height: int, detail: str | None = None, *, base: int, tile: int) -> int:
     """OpenAI tile models: base + tile cost per 512 px tile after the 2048 fit and 768 shortest side."""
     if detail == "low":
         return base
-    w, h = float(width), float(height)
-    if max(w, h) > 2048:
-        scale = 2048 / max(w, h)
-        w, h = w * scale, h * scale
-    if min(w, h) > 768:
-        scale = 768 / min(w, h)
-        w, h = w * scale, h * scale
-    tiles = math.ceil(int(w) / 512) * math.ceil(int(h) / 512)
-    return base + tile * tiles
+    w, h = openai_tile_view(width, height)
+    return base + tile * math.ceil(w / 512) * math.ceil(h / 512)
 
 
-def patches_after_fit(width: int, height: int, *, cap: int, patch: int = 32) -> int:
-    """Patches of an image after shrinking it (when over ``cap``) so that whole patches fit the cap."""
-    patches = math.ceil(width / patch) * math.ceil(height / patch)
-    if patches <= cap:
-        return patches
+def patch_view(width: int, height: int, *, cap: int, patch: int = 32) -> tuple[int, int]:
+    """The size of an image shrunk (when over ``cap`` patches) so that whole patches fit the cap."""
+    if math.ceil(width / patch) * math.ceil(height / patch) <= cap:
+        return width, height
     shrink = math.sqrt(cap * patch * patch / (width * height))
     # shrink a little further so a whole number of patches spans the narrower fit
     shrink *= min(
         math.floor(width * shrink / patch) / (width * shrink / patch),
         math.floor(height * shrink / patch) / (height * shrink / patch),
     )
-    return math.ceil(int(width * shrink) / patch) * math.ceil(int(height * shrink) / patch)
+    return int(width * shrink), int(height * shrink)
+
+
+def patches_after_fit(width: int, height: int, *, cap: int, patch: int = 32) -> int:
+    """Patches of an image after :func:`patch_view`."""
+    w, h = patch_view(width, height, cap=cap, patch=patch)
+    return math.ceil(w / patch) * math.ceil(h / patch)
+
+
+_PATCH_CAPS = {"original": 10_000, "low": 256}
+
+
+def openai_patch_view(width: int, height: int, detail: str | None = None) -> tuple[int, int]:
+    """OpenAI patch models: shrunk to at most 1,536 patches (10,000 at ``original``, 256 at ``low``)."""
+    return patch_view(width, height, cap=_PATCH_CAPS.get(detail or "high", 1536))
 
 
 def openai_patch_tokens(
@@ -106,12 +131,12 @@ def openai_patch_tokens(
 
     gpt-5.2 and later round the product up; the older models round it to the nearest token.
     """
-    cap = {"original": 10_000, "low": 256}.get(detail or "high", 1536)
+    cap = _PATCH_CAPS.get(detail or "high", 1536)
     tokens = patches_after_fit(width, height, cap=cap) * multiplier
     return math.ceil(tokens - 1e-9) if round_up else int(tokens + 0.5)
 
 
-def anthropic_tokens(
+def anthropic_view(
     width: int,
     height: int,
     detail: str | None = None,
@@ -119,24 +144,34 @@ def anthropic_tokens(
     long_edge: int = 1568,
     max_pixels: int | None = None,
     max_tokens: int | None = None,
-) -> int:
-    """Claude: ``ceil(w/28) * ceil(h/28)`` after scaling down to the long-edge, pixel and token limits."""
+) -> tuple[int, int]:
+    """Claude: the image scaled down to the long-edge, pixel and token limits."""
     limits = [1.0, long_edge / max(width, height)]
     if max_pixels is not None:
         limits.append(math.sqrt(max_pixels / (width * height)))
     scale = min(limits)
     while True:
-        w, h = (width, height) if scale >= 1.0 else (max(1, int(width * scale)), max(1, int(height * scale)))
-        tokens = math.ceil(w / 28) * math.ceil(h / 28)
-        if max_tokens is None or tokens <= max_tokens:
-            return tokens
-        scale = min(scale, 1.0) * math.sqrt(max_tokens / tokens) * 0.999
+        w, h = _scaled(width, height, scale)
+        if max_tokens is None or math.ceil(w / 28) * math.ceil(h / 28) <= max_tokens:
+            return w, h
+        scale = min(scale, 1.0) * math.sqrt(max_tokens / (math.ceil(w / 28) * math.ceil(h / 28))) * 0.999
+
+
+def anthropic_tokens(width: int, height: int, detail: str | None = None, **limits: int | None) -> int:
+    """Claude: ``ceil(w/28) * ceil(h/28)`` after :func:`anthropic_view`."""
+    w, h = anthropic_view(width, height, **limits)
+    return math.ceil(w / 28) * math.ceil(h / 28)
+
+
+def anthropic_legacy_view(width: int, height: int, detail: str | None = None) -> tuple[int, int]:
+    """Claude 3: scaled to a 1,568 px long edge and about 1.19 MP."""
+    scale = min(1.0, 1568 / max(width, height), math.sqrt(1092 * 1092 / (width * height)))
+    return (width, height) if scale >= 1.0 else (round(width * scale), round(height * scale))
 
 
 def anthropic_legacy_tokens(width: int, height: int, detail: str | None = None) -> int:
-    """Claude 3: ``ceil(w * h / 750)`` after scaling to a 1,568 px long edge and about 1.15 MP."""
-    scale = min(1.0, 1568 / max(width, height), math.sqrt(1092 * 1092 / (width * height)))
-    w, h = (width, height) if scale >= 1.0 else (round(width * scale), round(height * scale))
+    """Claude 3: ``ceil(w * h / 750)`` after :func:`anthropic_legacy_view`."""
+    w, h = anthropic_legacy_view(width, height)
     return math.ceil(w * h / 750)
 
 
@@ -156,7 +191,7 @@ def gemini3_tokens(width: int, height: int, detail: str | None = None) -> int:
     return GEMINI3_LEVELS[detail or "high"]
 
 
-def qwen_vl_tokens(
+def qwen_vl_view(
     width: int,
     height: int,
     detail: str | None = None,
@@ -164,8 +199,8 @@ def qwen_vl_tokens(
     factor: int = 28,
     min_pixels: int = 56 * 56,
     max_pixels: int = 28 * 28 * 16384,
-) -> int:
-    """Qwen-VL: one token per ``factor`` x ``factor`` after ``smart_resize``, plus two wrapper tokens."""
+) -> tuple[int, int]:
+    """Qwen-VL's ``smart_resize``: both sides rounded to ``factor``, the area kept within the bounds."""
     h_bar = max(factor, round(height / factor) * factor)
     w_bar = max(factor, round(width / factor) * factor)
     if h_bar * w_bar > max_pixels:
@@ -176,7 +211,14 @@ def qwen_vl_tokens(
         beta = math.sqrt(min_pixels / (height * width))
         h_bar = math.ceil(height * beta / factor) * factor
         w_bar = math.ceil(width * beta / factor) * factor
-    return (h_bar // factor) * (w_bar // factor) + 2
+    return w_bar, h_bar
+
+
+def qwen_vl_tokens(width: int, height: int, detail: str | None = None, **kw: int) -> int:
+    """Qwen-VL: one token per ``factor`` x ``factor`` after :func:`qwen_vl_view`, plus two wrapper tokens."""
+    factor = kw.get("factor", 28)
+    w, h = qwen_vl_view(width, height, **kw)
+    return (w // factor) * (h // factor) + 2
 
 
 # --- the model table ---------------------------------------------------------------------------------
@@ -195,6 +237,7 @@ class ModelRow:
         window: The context window in tokens.
         dated: When the row was last checked (YYYY-MM-DD).
         source: Where its numbers come from.
+        view: The provider's resize: the size the model sees an image at.
     """
 
     family: str
@@ -204,6 +247,7 @@ class ModelRow:
     window: int
     dated: str
     source: str
+    view: ImageView = field(default=served, repr=False, compare=False)
 
 
 _OPENAI_DOCS = "platform.openai.com/docs/guides/images-vision (calculating costs)"
@@ -215,6 +259,18 @@ def _tile(base: int, tile: int) -> ImageCost:
     return partial(openai_tile_tokens, base=base, tile=tile)
 
 
+def _anthropic(pattern: str, source: str, **limits: int) -> ModelRow:
+    cost, view = partial(anthropic_tokens, **limits), partial(anthropic_view, **limits)
+    return ModelRow("anthropic", pattern, "anthropic", cost, 200_000, "2026-12-01", source, view)
+
+
+def _openai(pattern: str, cost: ImageCost, window: int, source: str = _OPENAI_DOCS) -> ModelRow:
+    tiles = cost.func is openai_tile_tokens  # type: ignore[attr-defined]
+    formula = "openai-tile" if tiles else "openai-patch"
+    view = openai_tile_view if tiles else openai_patch_view
+    return ModelRow("openai", pattern, formula, cost, window, "2026-12-01", source, view)
+
+
 def _patch(multiplier: float, *, round_up: bool = False) -> ImageCost:
     return partial(openai_patch_tokens, multiplier=multiplier, round_up=round_up)
 
@@ -223,41 +279,42 @@ MODELS: tuple[ModelRow, ...] = (
     ModelRow("deepseek-ocr", "", "deepseek-ocr", deepseek_ocr_tokens, 8_192, "2026-12-01",
              "DeepSeek-OCR paper (arXiv 2510.18234) Table 1; max_position_embeddings 8192"),
     # OpenAI: the most specific pattern wins (a row whose pattern matches more of the name)
-    ModelRow("openai", "gpt-4o-mini", "openai-tile", _tile(2833, 5667), 128_000, "2026-12-01", _OPENAI_DOCS),
-    ModelRow("openai", "(chatgpt-)?gpt-4o", "openai-tile", _tile(85, 170), 128_000, "2026-12-01", _OPENAI_DOCS),
-    ModelRow("openai", "gpt-4-turbo", "openai-tile", _tile(85, 170), 128_000, "2026-12-01", _OPENAI_DOCS),
-    ModelRow("openai", "gpt-4\\.1", "openai-tile", _tile(85, 170), 1_047_576, "2026-12-01", _OPENAI_DOCS),
-    ModelRow("openai", "gpt-4\\.5", "openai-tile", _tile(85, 170), 128_000, "2026-12-01", _OPENAI_DOCS),
-    ModelRow("openai", "o[13]", "openai-tile", _tile(75, 150), 200_000, "2026-12-01", _OPENAI_DOCS),
-    ModelRow("openai", "gpt-5(\\.1)?(-chat)?(-latest)?($|-\\d)", "openai-tile", _tile(70, 140), 400_000,
-             "2026-12-01", _OPENAI_DOCS),
-    ModelRow("openai", "gpt-4\\.1-mini", "openai-patch", _patch(1.62), 1_047_576, "2026-12-01", _OPENAI_DOCS),
-    ModelRow("openai", "gpt-4\\.1-nano", "openai-patch", _patch(2.46), 1_047_576, "2026-12-01", _OPENAI_DOCS),
-    ModelRow("openai", "o4-mini", "openai-patch", _patch(1.72), 200_000, "2026-12-01", _OPENAI_DOCS),
-    ModelRow("openai", "gpt-5(\\.1)?-mini", "openai-patch", _patch(1.62), 400_000, "2026-12-01", _OPENAI_DOCS),
-    ModelRow("openai", "gpt-5(\\.1)?-nano", "openai-patch", _patch(2.46), 400_000, "2026-12-01", _OPENAI_DOCS),
-    ModelRow("openai", "gpt-5\\.([2-9]|\\d\\d)", "openai-patch", _patch(1.2, round_up=True), 400_000, "2026-12-01",
-             "openai/codex #19806 and PR #19865; llxprt-code #3477 (x1.2, 1,536 patches, 10,000 at original)"),
-    ModelRow("openai", "gpt-5\\.([2-9]|\\d\\d)[.\\d]*-nano", "openai-patch", _patch(1.5, round_up=True), 400_000, "2026-12-01",
-             "openai/codex #19806 (nano x1.5)"),
+    _openai("gpt-4o-mini", _tile(2833, 5667), 128_000),
+    _openai("(chatgpt-)?gpt-4o", _tile(85, 170), 128_000),
+    _openai("gpt-4-turbo", _tile(85, 170), 128_000),
+    _openai("gpt-4\\.1", _tile(85, 170), 1_047_576),
+    _openai("gpt-4\\.5", _tile(85, 170), 128_000),
+    _openai("o[13]", _tile(75, 150), 200_000),
+    _openai("gpt-5(\\.1)?(-chat)?(-latest)?($|-\\d)", _tile(70, 140), 400_000),
+    _openai("gpt-4\\.1-mini", _patch(1.62), 1_047_576),
+    _openai("gpt-4\\.1-nano", _patch(2.46), 1_047_576),
+    _openai("o4-mini", _patch(1.72), 200_000),
+    _openai("gpt-5(\\.1)?-mini", _patch(1.62), 400_000),
+    _openai("gpt-5(\\.1)?-nano", _patch(2.46), 400_000),
+    _openai("gpt-5\\.([2-9]|\\d\\d)", _patch(1.2, round_up=True), 400_000,
+            "openai/codex #19806 and PR #19865; llxprt-code #3477 (x1.2, 1,536 patches, 10,000 at original)"),
+    _openai("gpt-5\\.([2-9]|\\d\\d)[.\\d]*-nano", _patch(1.5, round_up=True), 400_000,
+            "openai/codex #19806 (nano x1.5)"),
     ModelRow("anthropic", "claude-3", "anthropic-legacy", anthropic_legacy_tokens, 200_000, "2026-12-01",
-             _ANTHROPIC_DOCS + " (w*h/750 wording, 1.15 MP)"),
-    ModelRow("anthropic", "claude-", "anthropic", partial(anthropic_tokens, max_pixels=1092 * 1092), 200_000,
-             "2026-12-01", _ANTHROPIC_DOCS + " (1,568 px long edge, about 1.19 MP: 1092 x 1092 unscaled)"),
-    ModelRow("anthropic", "claude-(opus-4-([7-9]|\\d\\d)|[a-z]+-([5-9]|\\d\\d))", "anthropic",
-             partial(anthropic_tokens, long_edge=2576, max_pixels=3_750_000, max_tokens=4784), 200_000, "2026-12-01",
-             _ANTHROPIC_DOCS + " (Opus 4.7: 2,576 px, 3.75 MP, 4,784 tokens at most)"),
+             _ANTHROPIC_DOCS + " (w*h/750 wording, 1.15 MP)", anthropic_legacy_view),
+    _anthropic("claude-", _ANTHROPIC_DOCS + " (1,568 px long edge, about 1.19 MP: 1092 x 1092 unscaled)",
+               max_pixels=1092 * 1092),
+    _anthropic("claude-(opus-4-([7-9]|\\d\\d)|[a-z]+-([5-9]|\\d\\d))",
+               _ANTHROPIC_DOCS + " (Opus 4.7: 2,576 px, 3.75 MP, 4,784 tokens at most)",
+               long_edge=2576, max_pixels=3_750_000, max_tokens=4784),
     ModelRow("gemini", "gemini-1\\.5-pro", "gemini-2", partial(gemini_tokens, flat=True), 2_097_152,
              "2026-12-01", _GEMINI_DOCS),
     ModelRow("gemini", "gemini-1\\.5", "gemini-2", partial(gemini_tokens, flat=True), 1_048_576, "2026-12-01",
              _GEMINI_DOCS),
     ModelRow("gemini", "gemini-2", "gemini-2", gemini_tokens, 1_048_576, "2026-12-01", _GEMINI_DOCS),
     ModelRow("gemini", "gemini-([3-9]|\\d\\d)", "gemini-3", gemini3_tokens, 1_048_576, "2026-12-01",
-             _GEMINI_DOCS + " (per-part media_resolution; token figures third-party)"),
+             _GEMINI_DOCS + " (per-part media_resolution; token figures third-party; its resize is unpublished)"),
     ModelRow("qwen2.5-vl", "", "qwen-28", qwen_vl_tokens, 32_768, "2026-12-01",
-             "Qwen2.5-VL preprocessor_config.json and transformers smart_resize (28 px, 2 wrapper tokens)"),
+             "Qwen2.5-VL preprocessor_config.json and transformers smart_resize (28 px, 2 wrapper tokens)",
+             qwen_vl_view),
     ModelRow("qwen3-vl", "", "qwen-32", partial(qwen_vl_tokens, factor=32, max_pixels=32 * 32 * 16384), 262_144,
-             "2026-12-01", "Qwen3-VL preprocessor_config.json (patch 16, merge 2: 32 px per token)"),
+             "2026-12-01", "Qwen3-VL preprocessor_config.json (patch 16, merge 2: 32 px per token)",
+             partial(qwen_vl_view, factor=32, max_pixels=32 * 32 * 16384)),
 )  # fmt: skip
 """The provider table, one dated and sourced row per model group."""
 
@@ -297,6 +354,7 @@ class Provider:
     family: str
     model: str
     image_cost: ImageCost = field(repr=False, compare=False)
+    image_view: ImageView = field(default=served, repr=False, compare=False)
     formula: str = ""
     detail: str | None = None
     text_encoding: str = "o200k_base"
@@ -324,12 +382,20 @@ class Provider:
         """
         if width <= 0 or height <= 0:
             raise ProviderError(f"image size must be positive, got {width}x{height}")
+        return self.image_cost(width, height, self._detail(detail))
+
+    def served_size(self, width: int, height: int, detail: str | None = None) -> tuple[int, int]:
+        """The size the model sees an image of ``width`` x ``height`` at, after the provider's own resize.
+
+        Gemini 3 resizes per ``media_resolution`` in ways it does not publish: its images are taken as sent.
+        """
+        return self.image_view(width, height, self._detail(detail))
+
+    def _detail(self, detail: str | None) -> str | None:
         chosen = self.detail or detail
         if chosen not in self.details:
-            chosen = None
-        if chosen == "auto":
-            chosen = "high"  # auto picks high for page-sized images
-        return self.image_cost(width, height, chosen)
+            return None
+        return "high" if chosen == "auto" else chosen  # auto picks high for page-sized images
 
     def text_tokens(self, text: str) -> int:
         """Tokens of a text in this provider's encoding (an estimate when ``exact_text`` is False)."""
@@ -384,6 +450,7 @@ def get_provider(name: str, *, detail: str | None = None) -> Provider:
         family,
         model,
         row.cost,
+        row.view,
         formula=row.formula,
         text_encoding=_text_encoding(family, model),
         exact_text=family == "openai",
