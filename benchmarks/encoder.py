@@ -5,7 +5,7 @@ A randomly initialised full-size DeepSeek-OCR encoder (401 M parameters, built f
 already on the device (model time), and, with ``--e2e``, PIL pages through ``DeepSeekOCREncoder.encode``
 (preprocessing and copies included). Each configuration runs warm-up passes, then ``--iters`` timed passes
 with the device synchronised; the median is reported. Work per page is the estimate of
-``reference/deepseek_ocr.md`` section 6.4 (0.27 / 0.39 / 1.14 / 1.94 TFLOP for Tiny / Small / Base / Large);
+the DeepSeek-OCR paper's encoder geometry (0.27 / 0.39 / 1.14 / 1.94 TFLOP for Tiny / Small / Base / Large);
 the fraction of peak divides the achieved FLOP rate by ``--peak-tflops`` (dense bf16: 989 for H100 SXM and
 H200). Ratios: speed-up over batch 1 of the same rung, measured in the same process.
 

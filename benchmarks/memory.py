@@ -42,7 +42,7 @@ from optical_memory.conversation import load_conversation
 from optical_memory.errors import ConfigError
 from optical_memory.images import encode_png
 from optical_memory.memory import OpticalMemory
-from optical_memory.renderers import PagePacker
+from optical_memory.renderers import PagePacker, RenderStyle
 from optical_memory.types import Turn
 
 SAMPLE = Path(__file__).resolve().parents[1] / "optical_memory" / "data" / "sample_conversation.json"
@@ -94,8 +94,8 @@ def window_stats(lat: list[float], end: int) -> dict[str, float]:
 class Baseline:
     """The renderer's own work per add: pack the turn leaving the window, encode the pages it sealed."""
 
-    def __init__(self, turns: list[Turn], recent: int) -> None:
-        self.turns, self.recent, self.packer = turns, recent, PagePacker()
+    def __init__(self, turns: list[Turn], recent: int, style: RenderStyle) -> None:
+        self.turns, self.recent, self.packer = turns, recent, PagePacker(style)
 
     def step(self, i: int) -> None:
         j = i - self.recent
@@ -123,7 +123,7 @@ def run_scaling(turns: list[Turn], tmp: Path, marks: tuple[int, ...]) -> dict[st
     path = tmp / "bench.db"
     memory = OpticalMemory.open(path)
     recent = memory.config.recent_turns or 0
-    baseline = Baseline(turns, recent)
+    baseline = Baseline(turns, recent, memory.profile.style())
     lat: list[float] = []
     base: list[float] = []
     checkpoints: dict[int, dict[str, Any]] = {}
@@ -240,7 +240,7 @@ def main() -> None:
     args = parser.parse_args()
     checkpoints = tuple(c for c in CHECKPOINTS if c <= args.turns) or (args.turns,)
     turns = long_conversation(args.turns)
-    warm = PagePacker()  # load fonts and caches once, so neither side pays for them
+    warm = PagePacker(OpticalMemory().profile.style())  # load fonts and caches once, for both sides
     warm.add(turns[1], 1)
     warm.seal()
     with tempfile.TemporaryDirectory() as tmp:

@@ -24,9 +24,9 @@ CITIES = [
 ]
 
 
-def main() -> None:
-    out = sys.argv[1] if len(sys.argv) > 1 else "quickstart-sheet.png"
-    memory = OpticalMemory({"recent_turns": 6})
+def trip(provider: str) -> OpticalMemory:
+    """Forty days of trip planning in a memory made for ``provider`` (pages drawn with its profile)."""
+    memory = OpticalMemory({"recent_turns": 6, "provider": provider})
     memory.add("You are a travel planner. Keep answers short and concrete.", role="system")
     for day in range(1, 41):
         city = CITIES[(day - 1) % len(CITIES)]
@@ -45,14 +45,19 @@ def main() -> None:
             role="assistant",
         )
     memory.add("Remind me: where do we sleep on day 3?", role="user")
+    return memory
 
-    for provider in ("deepseek-ocr", "openai:gpt-4o"):
-        usage = memory.context(provider=provider).usage
+
+def main() -> None:
+    out = sys.argv[1] if len(sys.argv) > 1 else "quickstart-sheet.png"
+    for provider in ("deepseek-ocr", "openai:gpt-4o", "anthropic:claude-sonnet-4-5"):
+        usage = trip(provider).context(budget=None).usage
         print(
-            f"{provider:>14}: {usage.history_text_tokens:,} tokens of history as text -> context of "
+            f"{provider:>27}: {usage.history_text_tokens:,} tokens of history as text -> context of "
             f"{usage.context_tokens:,} tokens ({usage.ratio:.2f}x), pages per rung {dict(usage.pages_per_rung)}"
         )
-    usage = memory.context(provider="openai:gpt-4o", budget=2_500).usage
+    memory = trip("openai:gpt-4o")
+    usage = memory.context(budget=2_500).usage
     print(
         f"openai:gpt-4o with a 2,500-token budget: {usage.context_tokens:,} tokens, {dict(usage.pages_per_rung)}"
     )

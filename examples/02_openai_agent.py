@@ -67,6 +67,8 @@ def main() -> int:
             print(json.dumps(shorten(request), ensure_ascii=False, indent=1))
             return 0
         response = client.chat.completions.create(**request)
+        if response.usage is not None:  # learn how the bill compares with the image formula
+            memory.observe_usage(context, response.usage.prompt_tokens)
         answer = response.choices[0].message.content or ""
         print(f"user: {question}\nassistant: {answer}\n")
         memory.add(answer, role="assistant")

@@ -22,7 +22,7 @@ positions and each page's vision tokens at its image positions, in order, as Dee
 ``masked_scatter_`` does (HF ``modeling_deepseekocr.py``; vLLM ``merge_multimodal_embeddings``).
 
 Sources: DeepSeek-OCR HF ``modeling_deepseekocr.py`` (``infer``, ``format_messages``), DeepSeek-VL2
-``conversation.py`` (template ``deepseek``), ``reference/deepseek_ocr.md`` sections 1.6 and 2.3-2.4.
+``conversation.py`` (template ``deepseek``), the DeepSeek-OCR paper (arXiv 2510.18234) section 3.
 """
 
 from __future__ import annotations

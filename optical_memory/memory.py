@@ -1,6 +1,6 @@
 """The facade users hold: :class:`OpticalMemory` (add turns, get a priced context, see and pin pages).
 
-How a turn travels (see ``design/ARCHITECTURE.md``):
+How a turn travels:
 
 1. ``add(turn)`` checks it (a tool result must answer a call the session made) and stores it. Leading
    system turns (the system prompt) stay text for good; every other turn enters the recent window, which

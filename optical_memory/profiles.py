@@ -265,7 +265,7 @@ def load_profile(value: str | Mapping[str, Any], *, base: RenderProfile) -> Rend
 
     Args:
         value: A name in :data:`PROFILES`; a path to a JSON profile file (``.json``); or a mapping of
-            fields to replace in ``base`` (a full description works too).
+            fields to replace in ``base`` (a full description works too), also as a JSON object string.
         base: The provider's own profile.
 
     Raises:
@@ -277,6 +277,14 @@ def load_profile(value: str | Mapping[str, Any], *, base: RenderProfile) -> Rend
         raise ConfigError(f"profile must be a name, a .json file or a dict of fields; got {value!r}")
     if value in PROFILES:
         return PROFILES[value]
+    if value.lstrip().startswith("{"):  # overrides written as JSON (the CLI's --profile '{"body_px": 18}')
+        try:
+            changes = json.loads(value)
+        except ValueError as exc:
+            raise ConfigError(f"profile overrides are not valid JSON: {exc}") from None
+        return (
+            load_profile(changes, base=base) if isinstance(changes, Mapping) else load_profile("", base=base)
+        )
     if value.endswith(".json"):
         path = Path(value)
         try:

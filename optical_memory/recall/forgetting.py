@@ -14,7 +14,7 @@ and flagged ``vision_tokens_extrapolated``.
 
 The reader is part of the result: a classical OCR reading downsampled pixels measures pixel loss, not
 DeepSeek-OCR's vision-token bottleneck. DeepSeek-OCR's published Fox figures (paper Table 2,
-``reference/deepseek_ocr.md`` 6.1) are kept in :data:`FOX` for the plot (:mod:`.plot`).
+arXiv 2510.18234) are kept in :data:`FOX` for the plot (:mod:`.plot`).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Both compare texts after NFKC normalisation with all whitespace removed, so line
 the spacing an OCR guesses between words do not count; what counts is the characters themselves.
 
 - Character accuracy = 1 - Levenshtein distance / length of the longer text (1.0 for two empty texts).
-  This is the measure used for the CPU OCR figures in ``reference/environment.md``. DeepSeek-OCR's Fox
+  This is the measure behind every CPU OCR figure this project quotes. DeepSeek-OCR's Fox
   "precision" (paper Table 2) is a related but not identical edit-distance measure, so curves drawn beside
   the published figures compare shapes, not decimals.
 - Bag-of-characters recall = the share of the reference's characters (as a multiset) found in the reading,

@@ -2,7 +2,7 @@
 
 ``rapidocr`` (>= 3.10) ships the PP-OCRv6 detection and recognition ONNX models inside its wheel and runs
 them with onnxruntime, so it works with no network and no model download. Two settings matter for rendered
-pages (measured, see ``reference/environment.md``):
+pages (measured on this project's CPU machines):
 
 - the 180-degree text-direction classifier is turned off: rendered pages are never upside down, and the
   classifier occasionally flips a clean line;

@@ -2,7 +2,7 @@
 
 Tesseract is a system program, not a Python package: on Debian/Ubuntu ``apt-get install tesseract-ocr
 tesseract-ocr-eng`` (add ``tesseract-ocr-chi-sim`` etc. for other scripts). Two settings matter on small
-machines (measured, ``reference/environment.md``):
+machines (measured on this project's CPU machines):
 
 - ``OMP_THREAD_LIMIT=1``: Tesseract's OpenMP threads fight each other on two cores and run about 8 times
   slower;
