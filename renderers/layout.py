@@ -63,6 +63,8 @@ RESULT_JOIN = " ⇒ "
 """Joins a one-line tool result onto the line of the call it answers."""
 BLOB_MIN = 200
 """A run of base64 or hex characters at least this long (or a data URL) is drawn as one marker."""
+RUN_MIN = 8
+"""A run of one punctuation character at least this long (``=====`` rules in logs) is drawn as ``===×35``."""
 LINE_MARK = "↵"
 """In flowed layout, drawn where a source line ends and the next one continues on the same drawn line."""
 PARAGRAPH_MARK = "¶"
@@ -81,6 +83,7 @@ _HEX = re.compile(r"[0-9A-Fa-f]+")
 _BLOB_START = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/_-d")
 _NBSP = "\u00a0"
 _MARKS = frozenset(LINE_MARK + PARAGRAPH_MARK)
+_RULE_CHARS = frozenset("=-_*#~.+<>|/\\─━═")
 
 Item = tuple[int, str, Glyph]  # (source index, source character, how it is drawn)
 Segment = tuple[str, int, int]  # (lead drawn first, source start, source end)
@@ -322,6 +325,14 @@ class _Block:
                         yield pos, c, glyph(c)
                     pos = m.end()
                     continue
+            if ch in _RULE_CHARS and text.startswith(ch * RUN_MIN, pos):
+                run = pos + RUN_MIN
+                while run < end and text[run] == ch:
+                    run += 1
+                for c in f"{ch * 3}×{run - pos}":
+                    yield pos, c, glyph(c)
+                pos = run
+                continue
             if code_end >= 0:
                 if pos == code_end:
                     code_end = -1

@@ -121,6 +121,8 @@ def test_what_carries_no_information_is_not_drawn() -> None:
         line.text
         == "see ⟨base64\xa0·\xa0480\xa0chars⟩ and ⟨image/png\xa0data\xa0URL\xa0·\xa0502\xa0chars⟩ ok"
     )
+    (rule,) = _content_lines("=" * 20 + " FAILURES " + "=" * 20 + " -- ok")
+    assert rule.text == "===×20 FAILURES ===×20 -- ok"  # runs of one character: what and how long
     path = "/".join(["src", "optical_memory", "renderers"] * 12)
     assert path in _content_lines(path)[0].text or len(_content_lines(path)) > 1  # a path is not a blob
 
