@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import base64
 import io
-import json
 import socket
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -18,49 +15,25 @@ from optical_memory.errors import ConfigError, RecallError
 from optical_memory.ladder import Rung
 from optical_memory.recall import get_reader
 from optical_memory.recall.endpoint import EndpointReader
+from tests.recall.servers import ChatServer, reply
 
 
-class _Server:
+class _Server(ChatServer):
     """Answers chat completions with canned replies; records what it was sent."""
 
     def __init__(self) -> None:
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
         self.replies: list[tuple[int, Any]] = []  # (status, body) consumed in order; then a default reply
-        server = self
+        super().__init__(self._answer)
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers["Content-Length"])
-                server.requests.append(json.loads(self.rfile.read(length)))
-                server.headers.append(dict(self.headers))
-                status, body = server.replies.pop(0) if server.replies else (200, None)
-                if body is None:
-                    body = {
-                        "choices": [
-                            {"message": {"role": "assistant", "content": "User\nhello from the page"}}
-                        ],
-                        "usage": {"completion_tokens": 7},
-                    }
-                data = json.dumps(body).encode() if not isinstance(body, bytes) else body
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args: object) -> None:  # keep test output quiet
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join()
+    def _answer(self, body: dict[str, Any], headers: dict[str, str]) -> tuple[int, Any]:
+        self.requests.append(body)
+        self.headers.append(headers)
+        status, out = self.replies.pop(0) if self.replies else (200, None)
+        return status, reply(
+            "User\nhello from the page", usage={"completion_tokens": 7}
+        ) if out is None else out
 
 
 @pytest.fixture

@@ -7,9 +7,7 @@ import base64
 import importlib.util
 import io
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +19,6 @@ from optical_memory.memory import OpticalMemory
 from optical_memory.profiles import PROFILES
 from optical_memory.providers import get_provider
 from optical_memory.recall import legibility
-from optical_memory.recall.base import Reading
 from optical_memory.recall.legibility import (
     KINDS,
     LegibilityReport,
@@ -29,6 +26,8 @@ from optical_memory.recall.legibility import (
     calibrate,
     needle_conversation,
 )
+from tests.recall.fakes import ConstantReader
+from tests.recall.servers import ChatServer, reply
 
 needs_ocr = pytest.mark.skipif(
     importlib.util.find_spec("rapidocr") is None or importlib.util.find_spec("onnxruntime") is None,
@@ -36,43 +35,22 @@ needs_ocr = pytest.mark.skipif(
 )
 
 
-class _OCRServer:
+class _OCRServer(ChatServer):
     """A chat-completions server that transcribes the image it is sent with the offline OCR."""
 
     def __init__(self) -> None:
         from optical_memory.recall import get_reader
 
-        reader = get_reader("rapidocr")
+        self.reader = get_reader("rapidocr")
         self.prompts: list[str] = []
-        server = self
+        super().__init__(self._answer)
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                parts = body["messages"][0]["content"]
-                url = next(p["image_url"]["url"] for p in parts if p["type"] == "image_url")
-                server.prompts.append(next(p["text"] for p in parts if p["type"] == "text"))
-                image = Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1])))
-                text = reader.read(image).text
-                data = json.dumps({"choices": [{"message": {"role": "assistant", "content": text}}]}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join()
+    def _answer(self, body: dict[str, Any], headers: dict[str, str]) -> tuple[int, Any]:
+        parts = body["messages"][0]["content"]
+        url = next(p["image_url"]["url"] for p in parts if p["type"] == "image_url")
+        self.prompts.append(next(p["text"] for p in parts if p["type"] == "text"))
+        image = Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1])))
+        return 200, reply(self.reader.read(image).text)
 
 
 @pytest.fixture
@@ -157,15 +135,10 @@ def test_calibration_grows_glyphs_until_the_top_reads_and_cuts_illegible_rungs(
         return LegibilityReport(provider.name, profile.to_dict(), "fake", True, 1, rows)
 
     monkeypatch.setattr(legibility, "measure", fake_measure)
-    profile, report = calibrate(PROFILES["anthropic"], get_provider("anthropic:claude-sonnet-4-5"), _Fake())
+    profile, report = calibrate(
+        PROFILES["anthropic"], get_provider("anthropic:claude-sonnet-4-5"), ConstantReader()
+    )
     assert seen == [16, 17, 18] and profile.body_px == 18
     assert [r.value for r, _ in profile.rungs] == ["large", "base", "small"]  # tiny no longer reads
     assert profile.measured == {"large": 0.99, "base": 0.95, "small": 0.91, "tiny": 0.7}
     assert report.rows[0].char_accuracy == 0.99
-
-
-class _Fake:
-    name = "fake"
-
-    def read(self, image: Any, **kw: Any) -> Reading:
-        return Reading("", "fake", None, 0.0)
