@@ -42,7 +42,7 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
@@ -180,11 +180,6 @@ class OpticalMemory:
         self._pending_render: RenderedPage | None = None
         self._pending_cost: dict[str, int] | None = None
         self._images.clear()
-        self._paid = 0  # pages below this index pay as images (or are forgotten): their turns drop text
-        self._text_floor = next(
-            (t for t in range(self._n_system, self._packed_upto) if self._turns[t].content is not None),
-            self._packed_upto,
-        )
         self._tally = assembly.Tally()  # the sealed pages' share of the context cost, kept as running sums
         for page in self._pages:
             self._account(page, 1)
@@ -252,14 +247,13 @@ class OpticalMemory:
         if self._n_system == tid and t.role == "system":
             self._n_system += 1
             self._packed_upto = tid + 1
-            self._text_floor = max(self._text_floor, tid + 1)
         else:
             self._window.append(tid)
             self._window_o200k += tokens.get(DEFAULT_ENCODING, 0)
         sealed = self._evict()
         demoted = self._apply_age(force=bool(sealed))
         if not self.config.keep_text:
-            self._drop_paid_text()
+            self._drop_paid_text([*sealed, *demoted])
         self._save_session()
         return AddResult(tid, tuple(sealed), tuple(demoted), self._current_cost())
 
@@ -338,25 +332,39 @@ class OpticalMemory:
         image = self._cost.page(page.page_id, page.turns, page.rung) + self._cost.intro(1)
         return text is None or image < text
 
-    def _drop_paid_text(self) -> None:
-        """Forget the text of every packed turn lying wholly on pages that pay as images."""
-        while self._paid < len(self._pages) and self._pays(self._pages[self._paid]):
-            self._paid += 1
-        if self._paid < len(self._pages):
-            bound = self._pages[self._paid].spans[0].turn
-        else:
-            bound = self._pending_ids[0] if self._pending_ids else self._packed_upto
-        done = [t for t in range(self._text_floor, bound) if self._turns[t].content is not None]
-        self._text_floor = max(self._text_floor, bound)
-        if done:
-            self._store.drop_turn_text(self._sid, done)
-            touched = [p for p in self._pages[: self._paid] if p.spans[-1].turn >= done[0]]
-            for page in touched:
-                self._account(page, -1)
-            for t in done:
-                self._turns[t].content = None
-            for page in touched:
-                self._account(page, 1)
+    def _drop_paid_text(self, page_ids: Iterable[int]) -> None:
+        """Forget the text of the turns on these pages that lie wholly on sealed pages paying as images."""
+        first_open = self._pending_ids[0] if self._pending_ids else len(self._turns)
+        done: dict[int, list[Page]] = {}
+        for pid in sorted(set(page_ids)):
+            if not self._pays(self._pages[pid]):
+                continue
+            for span in self._pages[pid].spans:
+                t = span.turn
+                if t in done or t >= first_open or self._turns[t].content is None:
+                    continue
+                pages = self._pages_of(t, pid)
+                if all(self._pays(p) for p in pages):
+                    done[t] = pages
+        if not done:
+            return
+        touched = {p.page_id: p for pages in done.values() for p in pages}.values()
+        for page in touched:
+            self._account(page, -1)
+        self._store.drop_turn_text(self._sid, sorted(done))
+        for t in done:
+            self._turns[t].content = None
+        for page in touched:
+            self._account(page, 1)
+
+    def _pages_of(self, turn: int, page_id: int) -> list[Page]:
+        """The sealed pages holding a piece of ``turn``, one of which is ``page_id``."""
+        first = last = page_id
+        while first > 0 and self._pages[first - 1].spans[-1].turn == turn:
+            first -= 1
+        while last + 1 < len(self._pages) and self._pages[last + 1].spans[0].turn == turn:
+            last += 1
+        return self._pages[first : last + 1]
 
     def _save_session(self) -> None:
         self._store.update_session(
@@ -405,8 +413,6 @@ class OpticalMemory:
         self._account(page, -1)
         page.rung = rung
         self._account(page, 1)
-        if sharper:
-            self._paid = min(self._paid, page.page_id)
 
     def _account(self, page: Page, sign: int) -> None:
         """Add (or take away) a sealed page's share of the running context cost on the memory's provider."""
@@ -646,8 +652,12 @@ class OpticalMemory:
             ratio = min(max((ratio * weight + report) / (weight + 1), low), high)
             self._write(lambda: self._store.set_calibration(context.provider, ratio, samples + 1))
             self._costs = {k: v for k, v in self._costs.items() if k[0] != context.provider}
-            if context.provider == self._cost.provider.name:
-                self._load()
+            if context.provider == self._cost.provider.name:  # the memory's own prices change: recount
+                self._cost = self._cost_model(self._cost.provider)
+                self._tally = assembly.Tally()
+                for page in self._pages:
+                    page.tallied = None
+                    self._account(page, 1)
         logger.info(
             "%s: billed/predicted image tokens %.3f this request; learned ratio %.3f from %d reports",
             context.provider,
@@ -856,7 +866,7 @@ class OpticalMemory:
             page.pinned = None
         self._set_rung(page, Rung.FORGOTTEN)
         if not self.config.keep_text:
-            self._drop_paid_text()
+            self._drop_paid_text([page.page_id])
 
     def _write(self, action: Callable[[], _T]) -> _T:
         """Run ``action`` in one transaction; if it fails, reload so that memory agrees with the store."""

@@ -571,7 +571,7 @@ def _run_lines(
     yield from shaper.flow_lines(text, segments)
 
 
-def call_text(call: ToolCall) -> str:
+def drawn_call(call: ToolCall) -> str:
     """How a tool call is written on a page: ``name({"minified":"arguments"})``."""
     return f"{call.name}({call.minified()})"
 
@@ -579,7 +579,7 @@ def call_text(call: ToolCall) -> str:
 def _call_lines(
     call: ToolCall, src: int, style: RenderStyle, *, label: _Prefix | None = None
 ) -> Iterator[Line]:
-    text = CALL_MARK + call_text(call)
+    text = CALL_MARK + drawn_call(call)
     shaper = _code_shaper(style, label=label, fill=None, call_id=call.id)
     for line in shaper.lines(text, 0, len(text)):
         yield replace(line, src_start=src, src_end=src)

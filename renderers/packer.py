@@ -135,10 +135,6 @@ class PagePacker:
         """Ids of the turns with lines on the open page, in order."""
         return [piece[0] for piece in self._pieces]
 
-    def used_height(self) -> int:
-        """Pixels of the open page's text column taken so far (0 when it is empty)."""
-        return self._y - self._top
-
     def seal(self) -> RenderedPage | None:
         """Seal and return the open page (None when it is empty)."""
         return self._seal() if self._placed else None

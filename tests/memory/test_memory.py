@@ -318,3 +318,18 @@ def test_settled_pages_are_skipped_by_the_age_pass():
     assert seen and max(seen) <= 9  # only pages that can still move: 8 above Tiny + the one settling
     fresh = filled(80)
     assert [(p.page_id, p.rung) for p in m.pages()] == [(p.page_id, p.rung) for p in fresh.pages()]
+
+
+def test_a_page_that_never_pays_keeps_its_text_without_holding_back_later_pages(monkeypatch):
+    import optical_memory.memory as memory_module
+
+    real = memory_module.OpticalMemory._pays
+    monkeypatch.setattr(
+        memory_module.OpticalMemory, "_pays", lambda self, page: page.page_id != 1 and real(self, page)
+    )
+    m = filled(40)
+    sealed = [p for p in m.pages() if p.sealed]
+    assert len(sealed) >= 4
+    assert sealed[1].text_kept and not sealed[0].text_kept and not sealed[-1].text_kept
+    ctx = m.context(budget=None)
+    assert ctx.usage.pages_as_text >= 1  # page 1 goes as text, the others as images
