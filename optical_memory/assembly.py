@@ -298,23 +298,14 @@ def _add_text(items: list[Item], records: Records, spans: Sequence[TurnSpan]) ->
     """Append a page's turn pieces as text items, joining a piece onto the one before it from its turn."""
     for span in spans:
         rec = records.turns[span.turn]
-        piece = (rec.content or "")[span.start : span.end]
-        last = span.end >= len(rec.content or "")
-        item = TextItem(
-            rec.role,
-            piece,
-            rec.name,
-            rec.tool_calls if last else (),
-            rec.tool_call_id,
-            span.turn,
-        )
+        content = rec.content or ""
+        piece = content[span.start : span.end]
+        calls = rec.tool_calls if span.end >= len(content) else ()  # the calls close the turn
         prev = items[-1] if items else None
         if isinstance(prev, TextItem) and prev.turn == span.turn:
-            items[-1] = TextItem(
-                rec.role, prev.content + piece, rec.name, item.tool_calls, rec.tool_call_id, span.turn
-            )
-        else:
-            items.append(item)
+            piece = prev.content + piece
+            items.pop()
+        items.append(TextItem(rec.role, piece, rec.name, calls, rec.tool_call_id, span.turn))
 
 
 def text_items(records: Records, ids: Sequence[int]) -> list[TextItem]:
@@ -345,13 +336,18 @@ def message_usage(
     turns[records.n_sealed] = records.open_turns()
     pages = [i for i in items if isinstance(i, PageItem)]
     labels = sum(cost.label(i.page_id, turns[i.page_id]) for i in pages)
-    text = sum(_item_text_cost(i, cost) for i in items if isinstance(i, TextItem))
+    text = sum(_item_text_cost(i, records, cost) for i in items if isinstance(i, TextItem))
     text += cost.intro(len(pages)) + labels
     image = sum(cost.images[i.rung] for i in pages)
     return usage(records, cost, text, image, pages, left_out, budget, as_text)
 
 
-def _item_text_cost(item: TextItem, cost: CostModel) -> int:
+def _item_text_cost(item: TextItem, records: Records, cost: CostModel) -> int:
+    """A text item's cost: a whole turn's counted tokens, or a piece counted now."""
+    if item.turn is not None:
+        content = records.turns[item.turn].content
+        if content is not None and len(item.content) == len(content):  # the whole turn
+            return cost.text(records.turns[item.turn].tokens)
     counts = text_cost([(item.content, item.tool_calls)], (cost.encoding,))
     return counts[cost.encoding] + cost.overhead
 
@@ -368,7 +364,8 @@ def usage(
 ) -> Usage:
     """The :class:`~optical_memory.context.Usage` of a context sending ``text`` and ``image`` tokens."""
     history = sum(cost.text(t.tokens) for t in records.turns)
-    dropped = [p for p in records.visible if p.page_id in set(left_out)] + list(records.forgotten)
+    out = set(left_out)
+    dropped = [p for p in records.visible if p.page_id in out] + list(records.forgotten)
     carried = history - sum(cost.page_text(p.text_cost) or p.text_tokens for p in dropped)
     total = text + image
     ratio = history / total if total else 1.0

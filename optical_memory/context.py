@@ -25,7 +25,7 @@ page; :class:`~optical_memory.memory.OpticalMemory` checks the sum it actually b
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
@@ -36,7 +36,7 @@ from optical_memory.ladder import Rung
 from optical_memory.profiles import RenderProfile
 from optical_memory.providers import Provider
 from optical_memory.tokens import DEFAULT_ENCODING, count_tokens
-from optical_memory.types import TurnSpan
+from optical_memory.types import ToolCall, TurnSpan
 
 if TYPE_CHECKING:
     from optical_memory.embeddings import EmbeddingInputs
@@ -264,7 +264,7 @@ class CostModel:
         return self._intro if count > 0 else 0
 
 
-def text_cost(pieces: list[tuple[str, tuple[object, ...]]], encodings: tuple[str, ...]) -> dict[str, int]:
+def text_cost(pieces: Sequence[tuple[str, Sequence[ToolCall]]], encodings: Sequence[str]) -> dict[str, int]:
     """What text pieces cost per encoding, plus how many messages they make (``"messages"``).
 
     Args:
@@ -276,9 +276,9 @@ def text_cost(pieces: list[tuple[str, tuple[object, ...]]], encodings: tuple[str
     return out
 
 
-def turn_text_tokens(content: str, calls: tuple[object, ...], encoding: str) -> int:
+def turn_text_tokens(content: str, calls: Sequence[ToolCall], encoding: str) -> int:
     """Tokens of a turn's text as a provider reads it: its content, then each call's name and arguments."""
     n = count_tokens(content, encoding)
     for call in calls:
-        n += count_tokens(call.name, encoding) + count_tokens(call.arguments, encoding)  # type: ignore[attr-defined]
+        n += count_tokens(call.name, encoding) + count_tokens(call.arguments, encoding)
     return n

@@ -32,12 +32,14 @@ published context length in tokens (DeepSeek-OCR: its decoder's 8,192 positions)
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
+from typing import Any
 
 from optical_memory import ladder
 from optical_memory.errors import ProviderError
@@ -157,9 +159,17 @@ def anthropic_view(
         scale = min(scale, 1.0) * math.sqrt(max_tokens / (math.ceil(w / 28) * math.ceil(h / 28))) * 0.999
 
 
-def anthropic_tokens(width: int, height: int, detail: str | None = None, **limits: int | None) -> int:
+def anthropic_tokens(
+    width: int,
+    height: int,
+    detail: str | None = None,
+    *,
+    long_edge: int = 1568,
+    max_pixels: int | None = None,
+    max_tokens: int | None = None,
+) -> int:
     """Claude: ``ceil(w/28) * ceil(h/28)`` after :func:`anthropic_view`."""
-    w, h = anthropic_view(width, height, **limits)
+    w, h = anthropic_view(width, height, long_edge=long_edge, max_pixels=max_pixels, max_tokens=max_tokens)
     return math.ceil(w / 28) * math.ceil(h / 28)
 
 
@@ -214,10 +224,11 @@ def qwen_vl_view(
     return w_bar, h_bar
 
 
-def qwen_vl_tokens(width: int, height: int, detail: str | None = None, **kw: int) -> int:
+def qwen_vl_tokens(
+    width: int, height: int, detail: str | None = None, *, factor: int = 28, max_pixels: int = 28 * 28 * 16384
+) -> int:
     """Qwen-VL: one token per ``factor`` x ``factor`` after :func:`qwen_vl_view`, plus two wrapper tokens."""
-    factor = kw.get("factor", 28)
-    w, h = qwen_vl_view(width, height, **kw)
+    w, h = qwen_vl_view(width, height, factor=factor, max_pixels=max_pixels)
     return (w // factor) * (h // factor) + 2
 
 
@@ -259,7 +270,7 @@ def _tile(base: int, tile: int) -> ImageCost:
     return partial(openai_tile_tokens, base=base, tile=tile)
 
 
-def _anthropic(pattern: str, source: str, **limits: int) -> ModelRow:
+def _anthropic(pattern: str, source: str, **limits: Any) -> ModelRow:
     cost, view = partial(anthropic_tokens, **limits), partial(anthropic_view, **limits)
     return ModelRow("anthropic", pattern, "anthropic", cost, 200_000, "2026-12-01", source, view)
 
@@ -462,12 +473,8 @@ def get_provider(name: str, *, detail: str | None = None) -> Provider:
         if detail not in provider.details:
             takes = ", ".join(repr(d) for d in provider.details) or "no detail setting"
             raise ProviderError(f"{canonical} images take {takes}; got detail={detail!r}")
-        provider = Provider(**{**_fields(provider), "detail": detail})
+        provider = dataclasses.replace(provider, detail=detail)
     return provider
-
-
-def _fields(provider: Provider) -> dict[str, object]:
-    return {f: getattr(provider, f) for f in Provider.__dataclass_fields__}
 
 
 def _text_encoding(family: str, model: str) -> str:

@@ -54,7 +54,7 @@ class ChatRenderer:
         self.encoding = encoding
 
     def __repr__(self) -> str:
-        return f"ChatRenderer(size={self.style.size})"
+        return f"ChatRenderer({self.style.width}x{self.style.height})"
 
     def render(self, turns: Sequence[Turn | Mapping[str, Any]]) -> list[RenderedPage]:
         """All pages of ``turns``, in order.

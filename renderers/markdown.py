@@ -91,7 +91,12 @@ def blocks(text: str, *, verbatim: bool = False) -> Iterator[Block]:
     for start, end in _lines(text):
         if verbatim or fence is not None:
             m = None if verbatim else _FENCE.match(text, start, end)
-            closes = m is not None and m.group(1)[0] == fence[0] and len(m.group(1)) >= len(fence)  # type: ignore[index]
+            closes = (
+                m is not None
+                and fence is not None
+                and m.group(1)[0] == fence[0]
+                and len(m.group(1)) >= len(fence)
+            )
             if closes and _BLANK.match(text, m.end(), end):  # type: ignore[union-attr]
                 yield from code.flush(text, trailing=True)
                 fence = None

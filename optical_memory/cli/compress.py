@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from optical_memory.config import Budget
     from optical_memory.context import Context, Usage
     from optical_memory.memory import OpticalMemory
     from optical_memory.types import Turn
@@ -90,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def parse_budget(value: str) -> int | str | None:
+def parse_budget(value: str) -> Budget:
     """The ``--budget`` value: a positive number of tokens, ``window``, or ``none`` (no bound).
 
     Raises:
@@ -99,8 +100,10 @@ def parse_budget(value: str) -> int | str | None:
     from optical_memory.errors import ConfigError
 
     word = value.strip().lower()
-    if word in ("window", "none"):
-        return None if word == "none" else word
+    if word == "window":
+        return "window"
+    if word == "none":
+        return None
     try:
         tokens = int(word)
     except ValueError:
