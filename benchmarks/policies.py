@@ -1,7 +1,7 @@
 """Benchmark: decay-policy ``assign`` time against the page count (it runs on every ``add``).
 
-Measures the median time of ``AgeLadder.assign`` and of ``TokenBudget.assign`` under a budget that forces
-demotion and forgetting (gpt-4o costs), at 100 to 100,000 pages, as a ratio to a baseline in the same
+Measures the median time of ``AgeLadder.assign`` by age alone and under a budget that forces demotion
+and forgetting (gpt-4o costs; ``context(budget=...)`` takes this path), at 100 to 100,000 pages, as a ratio to a baseline in the same
 process: one plain pass summing each page's Tiny cost. A flat ratio across sizes means linear time.
 
 Run: ``python benchmarks/policies.py [--out benchmarks/results/policies.json]``.
@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from optical_memory.ladder import Rung
-from optical_memory.policies import AgeLadder, PageState, TokenBudget, ladder_costs
+from optical_memory.policies import AgeLadder, PageState, ladder_costs
 from optical_memory.providers import get_provider
 
 SIZES = (100, 1_000, 10_000, 100_000)
@@ -48,7 +48,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/policies.json"))
     args = parser.parse_args()
     costs = ladder_costs(get_provider("openai:gpt-4o").image_tokens)
-    age, budgeted = AgeLadder(), TokenBudget()
+    age = AgeLadder()
     rows = []
     for n in SIZES:
         pages = [
@@ -61,7 +61,7 @@ def main() -> None:
         base = _median_seconds(lambda p=pages: sum(page.cost(Rung.TINY) for page in p), repeat)
         t_age = _median_seconds(lambda p=pages: age.assign(p), repeat)
         t_budget = _median_seconds(
-            lambda p=pages, b=budget: budgeted.assign(p, budget=b, fixed_cost=1000), repeat
+            lambda p=pages, b=budget: age.assign(p, budget=b, fixed_cost=1000), repeat
         )
         rows.append({
             "pages": n, "baseline_ms": base * 1e3, "age_ms": t_age * 1e3, "budget_ms": t_budget * 1e3,

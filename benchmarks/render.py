@@ -113,10 +113,10 @@ def baseline_pages(text: str, font: ImageFont.FreeTypeFont, style: RenderStyle, 
             used += (space if cur else 0) + w
             cur.append(word)
         lines.append(" ".join(cur))
-    per_page = (style.size - 2 * style.margin) // style.line_height
+    per_page = (style.height - 2 * style.margin) // style.line_height
     pages = 0
     for start in range(0, len(lines), per_page):
-        image = Image.new("L", (style.size, style.size), 255)
+        image = Image.new("L", (style.width, style.height), 255)
         draw = ImageDraw.Draw(image)
         y = style.margin + round(0.8 * style.body_size) + (style.line_height - style.body_size) // 2
         for line in lines[start : start + per_page]:
