@@ -60,9 +60,7 @@ def main() -> None:
         repeat = max(5, 200_000 // n)
         base = _median_seconds(lambda p=pages: sum(page.cost(Rung.TINY) for page in p), repeat)
         t_age = _median_seconds(lambda p=pages: age.assign(p), repeat)
-        t_budget = _median_seconds(
-            lambda p=pages, b=budget: age.assign(p, budget=b, fixed_cost=1000), repeat
-        )
+        t_budget = _median_seconds(lambda p=pages, b=budget: age.assign(p, budget=b, fixed_cost=1000), repeat)
         rows.append({
             "pages": n, "baseline_ms": base * 1e3, "age_ms": t_age * 1e3, "budget_ms": t_budget * 1e3,
             "age_ratio": t_age / base, "budget_ratio": t_budget / base,
