@@ -6,17 +6,16 @@ import json
 import os
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
 from openai.types.chat import ChatCompletionContentPartParam, ChatCompletionMessageParam
 from PIL import Image
 
 from tests.formats.test_formats import _validate
+from tests.servers import ChatServer, reply
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -63,63 +62,30 @@ def test_02_without_endpoint_prints_the_request(tmp_path: Path) -> None:
     }
 
 
-class _FakeOpenAI(BaseHTTPRequestHandler):
-    """Answers /v1/chat/completions with a fixed reply and records each request body."""
-
-    requests: ClassVar[list[dict[str, Any]]] = []
-
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        type(self).requests.append({"path": self.path, "body": body})
-        n = len(type(self).requests)
-        reply = {
-            "id": f"chatcmpl-{n}",
-            "object": "chat.completion",
-            "created": 0,
-            "model": body["model"],
-            "choices": [
-                {
-                    "index": 0,
-                    "finish_reason": "stop",
-                    "message": {"role": "assistant", "content": f"fake answer {n}"},
-                }
-            ],
-            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
-        }
-        data = json.dumps(reply).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args: Any) -> None:  # keep test output quiet
-        pass
-
-
 @pytest.fixture
-def fake_endpoint() -> Iterator[str]:
-    _FakeOpenAI.requests = []
-    server = HTTPServer(("127.0.0.1", 0), _FakeOpenAI)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+def fake_endpoint() -> Iterator[ChatServer]:
+    """A local chat-completions endpoint whose n-th answer is ``fake answer n``."""
+
+    def answer(body: dict[str, Any], headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        usage = {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}
+        return 200, reply(f"fake answer {len(server.requests)}", model=body["model"], usage=usage)
+
+    server = ChatServer(answer)
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+        yield server
     finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+        server.close()
 
 
-def test_02_agent_loop_against_a_local_endpoint(tmp_path: Path, fake_endpoint: str) -> None:
-    env = {"OPENAI_BASE_URL": fake_endpoint, "OPENAI_API_KEY": "test", "NO_PROXY": "127.0.0.1"}
+def test_02_agent_loop_against_a_local_endpoint(tmp_path: Path, fake_endpoint: ChatServer) -> None:
+    env = {"OPENAI_BASE_URL": fake_endpoint.url, "OPENAI_API_KEY": "test", "NO_PROXY": "127.0.0.1"}
     done = _run("02_openai_agent.py", tmp_path, env=env)
     assert done.returncode == 0, done.stderr
     assert "assistant: fake answer 1" in done.stdout and "assistant: fake answer 2" in done.stdout
-    first, second = _FakeOpenAI.requests
-    assert first["path"] == "/v1/chat/completions"
+    first, second = fake_endpoint.requests
+    assert fake_endpoint.paths[0] == "/v1/chat/completions"
     for request in (first, second):
-        _validate(ChatCompletionMessageParam, ChatCompletionContentPartParam, request["body"]["messages"])
+        _validate(ChatCompletionMessageParam, ChatCompletionContentPartParam, request["messages"])
     # the reply to the first question came back into the memory and is sent with the second
-    assert {"role": "assistant", "content": "fake answer 1"} in second["body"]["messages"]
-    assert second["body"]["messages"][-1]["content"].startswith("上海门店新终端")
+    assert {"role": "assistant", "content": "fake answer 1"} in second["messages"]
+    assert second["messages"][-1]["content"].startswith("上海门店新终端")

@@ -15,21 +15,17 @@ from optical_memory.errors import ConfigError, RecallError
 from optical_memory.ladder import Rung
 from optical_memory.recall import get_reader
 from optical_memory.recall.endpoint import EndpointReader
-from tests.recall.servers import ChatServer, reply
+from tests.servers import ChatServer, reply
 
 
 class _Server(ChatServer):
     """Answers chat completions with canned replies; records what it was sent."""
 
     def __init__(self) -> None:
-        self.requests: list[dict[str, Any]] = []
-        self.headers: list[dict[str, str]] = []
         self.replies: list[tuple[int, Any]] = []  # (status, body) consumed in order; then a default reply
         super().__init__(self._answer)
 
     def _answer(self, body: dict[str, Any], headers: dict[str, str]) -> tuple[int, Any]:
-        self.requests.append(body)
-        self.headers.append(headers)
         status, out = self.replies.pop(0) if self.replies else (200, None)
         return status, reply(
             "User\nhello from the page", usage={"completion_tokens": 7}

@@ -27,7 +27,7 @@ from optical_memory.recall.legibility import (
     needle_conversation,
 )
 from tests.recall.fakes import ConstantReader
-from tests.recall.servers import ChatServer, reply
+from tests.servers import ChatServer, reply
 
 needs_ocr = pytest.mark.skipif(
     importlib.util.find_spec("rapidocr") is None or importlib.util.find_spec("onnxruntime") is None,

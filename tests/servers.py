@@ -1,4 +1,4 @@
-"""A small OpenAI-compatible chat-completions server on 127.0.0.1 for the reader and bench tests."""
+"""A small OpenAI-compatible chat-completions server on 127.0.0.1 for the tests that talk to an endpoint."""
 
 from __future__ import annotations
 
@@ -18,12 +18,24 @@ def reply(text: str, **extra: Any) -> dict[str, Any]:
 
 
 class ChatServer:
-    """Serves ``POST .../chat/completions`` with ``answer``; ``url`` is its ``/v1`` root."""
+    """Serves ``POST .../chat/completions`` with ``answer``; ``url`` is its ``/v1`` root.
+
+    Each request's body, headers and path are recorded in arrival order (``requests``, ``headers``,
+    ``paths``) before ``answer`` sees it.
+    """
 
     def __init__(self, answer: Answer) -> None:
+        self.requests: list[dict[str, Any]] = []
+        self.headers: list[dict[str, str]] = []
+        self.paths: list[str] = []
+        server = self
+
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                server.requests.append(body)
+                server.headers.append(dict(self.headers))
+                server.paths.append(self.path)
                 status, out = answer(body, dict(self.headers))
                 data = out if isinstance(out, bytes) else json.dumps(out).encode()
                 self.send_response(status)
