@@ -27,7 +27,10 @@ How a turn travels:
 Cost per add is flat in the history: one turn's layout, a PNG encode per sealed page, a downsample per
 demoted page, and at most one pass over page metadata (kept in memory; only changed rows are written).
 Everything is one SQLite transaction; if anything fails the transaction rolls back and the in-memory
-state is reloaded from the store, so memory and store never disagree. All methods are thread-safe.
+state is reloaded from the store, so memory and store never disagree. All methods are thread-safe, and
+``aadd``, ``acontext``, ``arecall`` and ``apages`` run them on a worker thread for an event loop.
+``sync(history)`` adds what a whole handed-over history has beyond the stored turns (what the framework
+adapters in :mod:`optical_memory.integrations` call on every model call); ``pop`` and ``clear`` undo.
 
 ``observe_usage(context, input_tokens)`` learns, per model, how the provider's bill compares with the
 image formula, and prices later contexts (and their budgets) with that ratio.
@@ -35,6 +38,7 @@ image formula, and prices later contexts (and their budgets) with that ratio.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import logging
@@ -42,7 +46,7 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
@@ -256,6 +260,88 @@ class OpticalMemory:
             self._drop_paid_text([*sealed, *demoted])
         self._save_session()
         return AddResult(tid, tuple(sealed), tuple(demoted), self._current_cost())
+
+    def sync(self, history: Sequence[Turn | Mapping[str, Any]]) -> list[AddResult]:
+        """Add the turns of ``history`` this memory does not hold yet, for a caller that hands over the whole
+        conversation each time (as agent frameworks do).
+
+        The stored turns must be a prefix of ``history``: turn ``i`` of the memory and item ``i`` of the
+        history must have the same role and tool-call ids (checked for the newest stored turn, so a sync
+        costs nothing per stored turn).
+
+        Raises:
+            InputError: If ``history`` is shorter than what is stored or does not continue it (messages
+                were removed or rewritten upstream: optical memory never rewrites turns already on pages;
+                start a new session, or :meth:`clear` this one), or a new turn is malformed. Turns
+                before a malformed one are kept.
+        """
+        with self._lock:
+            self._check_open()
+            n = len(self._turns)
+            if len(history) < n:
+                raise InputError(
+                    f"the history has {len(history)} messages but session {self.session!r} already holds "
+                    f"{n} turns: messages were removed upstream; clear() the session or start a new one"
+                )
+            if n:
+                last, given = self._turns[n - 1], as_turn(history[n - 1])
+                if (last.role, last.tool_call_id, [c.id for c in last.tool_calls]) != (
+                    given.role,
+                    given.tool_call_id,
+                    [c.id for c in given.tool_calls],
+                ):
+                    raise InputError(
+                        f"message {n - 1} of the history ({given.role}) is not turn {n - 1} of session "
+                        f"{self.session!r} ({last.role}): the history was rewritten upstream; clear() the "
+                        "session or start a new one"
+                    )
+            return [self.add(turn) for turn in history[n:]]
+
+    def pop(self) -> Turn:
+        """Remove the newest turn and return it (undo an add).
+
+        Only a turn still in the recent window (text, not yet laid out on a page) can be removed.
+
+        Raises:
+            InputError: If the memory is empty, or its newest turn is already on a page.
+        """
+        with self._lock:
+            self._check_open()
+            if not self._turns:
+                raise InputError(f"session {self.session!r} has no turn to remove")
+            tid = len(self._turns) - 1
+            in_window = bool(self._window) and self._window[-1] == tid
+            if not in_window and tid >= self._n_system:
+                raise InputError(
+                    f"turn {tid} of session {self.session!r} is already laid out on a page and cannot be "
+                    "removed; only turns still in the recent window can be"
+                )
+            turn = self._turns[tid].turn()
+            self._write(lambda: self._pop(tid, in_window))
+            return turn
+
+    def _pop(self, tid: int, in_window: bool) -> None:
+        self._store.delete_turn(self._sid, tid)
+        rec = self._turns.pop()
+        for call in rec.tool_calls:
+            self._calls.pop(call.id, None)
+        if in_window:
+            self._window.pop()
+            self._window_o200k -= rec.tokens.get(DEFAULT_ENCODING, 0)
+        else:  # a leading system turn
+            self._n_system -= 1
+            self._packed_upto = tid
+        self._save_session()
+
+    def clear(self) -> None:
+        """Remove every turn and page of this session; its config stays."""
+        with self._lock:
+            self._check_open()
+            try:
+                with self._store.transaction():
+                    self._store.clear_session(self._sid)
+            finally:
+                self._load()
 
     def _over_window(self) -> bool:
         cfg = self.config
@@ -876,6 +962,33 @@ class OpticalMemory:
         except BaseException:
             self._load()
             raise
+
+    # --- async: the same calls on a worker thread, so an event loop never waits on SQLite or rendering ---
+
+    async def aadd(self, turn: Turn | Mapping[str, Any] | str, *, role: str | None = None) -> AddResult:
+        """:meth:`add` without blocking the event loop."""
+        return await asyncio.to_thread(self.add, turn, role=role)
+
+    async def acontext(
+        self,
+        *,
+        provider: str | None = None,
+        budget: Budget | Literal["config"] = "config",
+        format: str | None = None,
+        detail: str | None = None,
+    ) -> Context:
+        """:meth:`context` without blocking the event loop."""
+        return await asyncio.to_thread(
+            self.context, provider=provider, budget=budget, format=format, detail=detail
+        )
+
+    async def arecall(self, page_id: int, *, reader: str | RecallBackend | None = None) -> Reading:
+        """:meth:`recall` without blocking the event loop."""
+        return await asyncio.to_thread(self.recall, page_id, reader=reader)
+
+    async def apages(self) -> list[PageInfo]:
+        """:meth:`pages` without blocking the event loop."""
+        return await asyncio.to_thread(self.pages)
 
     def close(self) -> None:
         """Close the store (idempotent). The open page stays open: reopening resumes it."""

@@ -343,6 +343,13 @@ class Store:
             if config is not None:
                 self._exec("UPDATE sessions SET config = ? WHERE id = ?", (config, sid))
 
+    def clear_session(self, sid: int) -> None:
+        """Remove a session's turns, pages and cached vision tokens, and reset its counters (its config stays)."""
+        with self._lock:
+            for table in ("turns", "pages", "vision_tokens"):
+                self._exec(f"DELETE FROM {table} WHERE session = ?", (sid,))
+            self.update_session(sid, packer_state=None, n_system=0, packed_upto=0)
+
     # --- turns ----------------------------------------------------------------------------------------
 
     def insert_turn(self, sid: int, turn: TurnRow) -> None:
@@ -364,6 +371,11 @@ class Store:
                     turn.tool_call_id,
                 ),
             )
+
+    def delete_turn(self, sid: int, turn_id: int) -> None:
+        """Remove one turn (the memory only removes its newest, still-unpacked turn)."""
+        with self._lock:
+            self._exec("DELETE FROM turns WHERE session = ? AND turn_id = ?", (sid, turn_id))
 
     def set_packer_before(self, sid: int, turn_id: int, state: str) -> None:
         """Record the packer state just before a turn was packed (for re-rendering kept-text pages)."""
