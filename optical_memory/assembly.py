@@ -113,7 +113,7 @@ def resolve_budget(budget: Budget, provider: Provider) -> int | None:
 
 def text_cost_of(records: Records, cost: CostModel) -> int:
     """What the turns sent as text (system and recent) cost."""
-    return sum(cost.text(records.turns[t].tokens) for t in records.text)
+    return sum(cost.turn(records.turns[t].tokens, records.turns[t].images) for t in records.text)
 
 
 def page_texts(records: Records, cost: CostModel, *, allow_text: bool) -> list[int | None]:
@@ -313,7 +313,9 @@ def text_items(records: Records, ids: Sequence[int]) -> list[TextItem]:
     out = []
     for t in ids:
         rec = records.turns[t]
-        out.append(TextItem(rec.role, rec.content or "", rec.name, rec.tool_calls, rec.tool_call_id, t))
+        out.append(
+            TextItem(rec.role, rec.content or "", rec.name, rec.tool_calls, rec.tool_call_id, t, rec.images)
+        )
     return out
 
 
@@ -339,6 +341,7 @@ def message_usage(
     text = sum(_item_text_cost(i, records, cost) for i in items if isinstance(i, TextItem))
     text += cost.intro(len(pages)) + labels
     image = sum(cost.images[i.rung] for i in pages)
+    image += sum(cost.pictures(i.images) for i in items if isinstance(i, TextItem))
     return usage(records, cost, text, image, pages, left_out, budget, as_text)
 
 
@@ -404,7 +407,10 @@ def embedding_inputs(
 
 
 def page_text_cost(turns: Sequence[TurnRecord], spans: Sequence[TurnSpan]) -> dict[str, int]:
-    """What a page's turn pieces cost as text, per bundled encoding (their text must be kept)."""
+    """What a page's turn pieces cost as text, per bundled encoding (their text must be kept); empty for a
+    page holding a turn that carries images."""
+    if any(turns[s.turn].images for s in spans):
+        return {}  # its text would lose the pictures: such a page always goes as its image
     pieces = []
     for span in spans:
         rec = turns[span.turn]

@@ -36,7 +36,7 @@ from optical_memory.ladder import Rung
 from optical_memory.profiles import RenderProfile
 from optical_memory.providers import Provider
 from optical_memory.tokens import DEFAULT_ENCODING, count_tokens
-from optical_memory.types import ToolCall, TurnSpan
+from optical_memory.types import ToolCall, TurnImage, TurnSpan
 
 if TYPE_CHECKING:
     from optical_memory.embeddings import EmbeddingInputs
@@ -227,6 +227,16 @@ class CostModel:
         """Cost of one text turn whose per-encoding token counts are ``tokens``."""
         n = tokens.get(self.encoding, tokens.get(DEFAULT_ENCODING, 0))
         return n + self.overhead
+
+    def pictures(self, images: Sequence[TurnImage]) -> int:
+        """What the images a turn carries cost, sent as they are (at the model's default detail)."""
+        return sum(
+            math.ceil(self.provider.image_tokens(i.width, i.height) * self.ratio - 1e-9) for i in images
+        )
+
+    def turn(self, tokens: Mapping[str, int], images: Sequence[TurnImage] = ()) -> int:
+        """Cost of one whole turn sent as it is: its text and its images."""
+        return self.text(tokens) + self.pictures(images)
 
     def page_text(self, text_cost: Mapping[str, int]) -> int | None:
         """Cost of a page sent as its turn pieces' text (None when the page's text cost is not known)."""

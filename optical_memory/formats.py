@@ -45,7 +45,7 @@ from optical_memory.errors import ConfigError, InputError
 from optical_memory.images import encode_png
 from optical_memory.ladder import Rung, as_rung
 from optical_memory.providers import Provider
-from optical_memory.types import ToolCall
+from optical_memory.types import ToolCall, TurnImage
 
 FORMATS = ("openai-chat", "openai-responses", "anthropic", "gemini", "hf")
 """The message formats :func:`build_messages` writes."""
@@ -85,6 +85,7 @@ class TextItem:
         tool_calls: An assistant turn's calls.
         tool_call_id: The call a tool turn answers.
         turn: The turn's id in the memory (None for items not from a memory).
+        images: The images a user turn carries, sent after its text in the provider's image parts.
     """
 
     role: str
@@ -93,6 +94,7 @@ class TextItem:
     tool_calls: tuple[ToolCall, ...] = ()
     tool_call_id: str | None = None
     turn: int | None = None
+    images: tuple[TurnImage, ...] = field(default=(), repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -332,6 +334,9 @@ def _openai_text_message(item: TextItem) -> dict[str, Any]:
             return {"role": "user", "content": tool_text(item)}
         return {"role": "tool", "tool_call_id": item.tool_call_id, "content": item.content}
     message: dict[str, Any] = {"role": item.role, "content": item.content}
+    if item.images:
+        urls = [{"type": "image_url", "image_url": {"url": i.data_url()}} for i in item.images]
+        message["content"] = [{"type": "text", "text": item.content}, *urls]
     if item.tool_calls:
         message["content"] = item.content or None
         message["tool_calls"] = [c.to_dict() for c in item.tool_calls]
@@ -363,7 +368,14 @@ def _openai_responses(system: list[TextItem], rest: list[Segment], detail: str |
                     {"type": "function_call_output", "call_id": seg.tool_call_id, "output": seg.content}
                 )
         else:
-            if seg.content or not seg.tool_calls:
+            if seg.images:
+                pictures = [
+                    {"type": "input_image", "image_url": i.data_url(), "detail": "auto"} for i in seg.images
+                ]
+                messages.append(
+                    {"role": seg.role, "content": [{"type": "input_text", "text": seg.content}, *pictures]}
+                )
+            elif seg.content or not seg.tool_calls:
                 messages.append({"role": seg.role, "content": seg.content})
             messages += [
                 {"type": "function_call", "call_id": c.id, "name": c.name, "arguments": c.arguments}
@@ -420,6 +432,10 @@ def _anthropic(system: list[TextItem], rest: list[Segment], detail: str | None) 
             content: list[dict[str, Any]] = (
                 [{"type": "text", "text": text}] if text else []
             )  # no empty blocks
+            content += [
+                {"type": "image", "source": {"type": "base64", "media_type": i.mime, "data": i.b64()}}
+                for i in seg.images
+            ]
             for call in seg.tool_calls:
                 content.append(
                     {
@@ -472,6 +488,7 @@ def _gemini(system: list[TextItem], rest: list[Segment], detail: str | None) -> 
         else:
             role, text = plain_role(seg)
             parts = [{"text": text}] if text else []  # an empty part is refused
+            parts += [{"inline_data": {"mime_type": i.mime, "data": i.b64()}} for i in seg.images]
             parts += [
                 {"functionCall": {"id": c.id, "name": c.name, "args": _arguments(c)}} for c in seg.tool_calls
             ]
@@ -500,6 +517,7 @@ def _hf(system: list[TextItem], rest: list[Segment], detail: str | None) -> Form
 def _hf_text_message(item: TextItem) -> dict[str, Any]:
     role = "system" if item.role == "developer" else item.role
     message: dict[str, Any] = {"role": role, "content": [{"type": "text", "text": item.content}]}
+    message["content"] += [{"type": "image", "image": i.open()} for i in item.images]
     if item.name:
         message["name"] = item.name
     if item.tool_calls:

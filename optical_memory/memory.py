@@ -239,12 +239,14 @@ class OpticalMemory:
                         f"{self.session!r} made: add the assistant turn with that tool call first"
                     )
                 if t.name is None:
-                    t = Turn(t.role, t.content, self._calls[t.tool_call_id], t.tool_calls, t.tool_call_id)
+                    t = dataclasses.replace(t, name=self._calls[t.tool_call_id])
             return self._write(lambda: self._add(t, tokens))
 
     def _add(self, t: Turn, tokens: dict[str, int]) -> AddResult:
         tid = len(self._turns)
-        rec = TurnRecord(t.role, t.name, t.content, tokens, time.time(), t.tool_calls, t.tool_call_id)
+        rec = TurnRecord(
+            t.role, t.name, t.content, tokens, time.time(), t.tool_calls, t.tool_call_id, t.images
+        )
         self._turns.append(rec)
         self._calls.update((c.id, c.name) for c in t.tool_calls)
         self._store.insert_turn(self._sid, rec.to_row(tid))
@@ -440,6 +442,7 @@ class OpticalMemory:
         self._store.drop_turn_text(self._sid, sorted(done))
         for t in done:
             self._turns[t].content = None
+            self._turns[t].images = ()
         for page in touched:
             self._account(page, 1)
 
@@ -554,7 +557,10 @@ class OpticalMemory:
     def _current_cost(self) -> int:
         """The memory's provider's context cost without a budget (kept as running sums)."""
         c = self._cost
-        text = sum(c.text(self._turns[t].tokens) for t in (*range(self._n_system), *self._window))
+        text = sum(
+            c.turn(self._turns[t].tokens, self._turns[t].images)
+            for t in (*range(self._n_system), *self._window)
+        )
         tally = dataclasses.replace(self._tally)
         if self._pending_ids:
             turns = (self._pending_ids[0], self._pending_ids[-1])

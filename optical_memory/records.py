@@ -17,12 +17,13 @@ from PIL import Image
 from optical_memory.context import turn_range
 from optical_memory.ladder import Rung, as_rung
 from optical_memory.store import PageRow, TurnRow
-from optical_memory.types import ToolCall, Turn, TurnSpan, as_tool_call
+from optical_memory.types import ToolCall, Turn, TurnImage, TurnSpan, as_tool_call
 
 
 @dataclass(slots=True)
 class TurnRecord:
-    """One stored turn. ``content`` is None once its text was forgotten (its calls and ids stay)."""
+    """One stored turn. ``content`` is None once its text was forgotten (its calls and ids stay; its images
+    go with the text)."""
 
     role: str
     name: str | None
@@ -31,17 +32,19 @@ class TurnRecord:
     added: float
     tool_calls: tuple[ToolCall, ...] = ()
     tool_call_id: str | None = None
+    images: tuple[TurnImage, ...] = ()
 
     def turn(self) -> Turn:
         """The turn as a :class:`Turn` (its text must still be kept)."""
         assert self.content is not None, "the text of this turn was forgotten"
-        return Turn(self.role, self.content, self.name, self.tool_calls, self.tool_call_id)
+        return Turn(self.role, self.content, self.name, self.tool_calls, self.tool_call_id, self.images)
 
     @classmethod
     def from_row(cls, row: TurnRow) -> TurnRecord:
         """The record of a stored turn."""
         calls = tuple(as_tool_call(c) for c in json.loads(row.tool_calls)) if row.tool_calls else ()
-        return cls(row.role, row.name, row.content, row.tokens, row.added, calls, row.tool_call_id)
+        images = tuple(TurnImage(data, mime, w, h) for mime, w, h, data in row.images)
+        return cls(row.role, row.name, row.content, row.tokens, row.added, calls, row.tool_call_id, images)
 
     def to_row(self, turn_id: int) -> TurnRow:
         """The store row of this turn."""
@@ -56,6 +59,7 @@ class TurnRecord:
             None,
             calls,
             self.tool_call_id,
+            tuple((i.mime, i.width, i.height, i.data) for i in self.images),
         )
 
 

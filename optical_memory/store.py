@@ -18,11 +18,13 @@ that upgrades the previous one; a file from a newer version is refused with :cla
     vision_tokens (session, page_id, rung, encoder, dtype): a page's vision tokens at a rung for one encoder
                   (its fingerprint) and dtype: shape (JSON), and the raw little-endian bytes (bfloat16 as its
                   16-bit pattern); rows of a page are deleted whenever its stored image changes
+    turn_images   (session, turn_id, idx): the images a user turn carries: media type, size, encoded bytes
+                  (deleted with the turn's text)
     calibration   (model): the learned ratio of billed to predicted image tokens, and how many reports
                   it was learned from (shared by every session of the file)
 
 Version 1 had an unused ``vision_cache`` table; version 2 replaces it with ``vision_tokens``; version 3
-adds tool calls to turns, text costs to pages, and the calibration table.
+adds tool calls to turns, text costs to pages, and the calibration table; version 4 adds turn images.
 
 One connection per store, shared across threads (``check_same_thread=False``); the memory facade
 serialises every call with its own lock. Several sessions can share one file; one session should be
@@ -45,7 +47,7 @@ from optical_memory.errors import StoreError
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 MEMORY = ":memory:"
 
 
@@ -144,7 +146,26 @@ def _v3(conn: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _v1, 2: _v2, 3: _v3}
+def _v4(conn: sqlite3.Connection) -> None:
+    """Version 4: the images user turns carry."""
+    _script(
+        conn,
+        """
+        CREATE TABLE turn_images (
+            session INTEGER NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+            turn_id INTEGER NOT NULL,
+            idx INTEGER NOT NULL,
+            mime TEXT NOT NULL,
+            width INTEGER NOT NULL,
+            height INTEGER NOT NULL,
+            data BLOB NOT NULL,
+            PRIMARY KEY (session, turn_id, idx)
+        )
+        """,
+    )
+
+
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _v1, 2: _v2, 3: _v3, 4: _v4}
 """Schema version -> the function that upgrades a store from the version before it."""
 
 
@@ -166,7 +187,8 @@ class TurnRow:
     """A stored turn. ``content`` is None once the turn's text was forgotten (it lives on in pages).
 
     ``tool_calls`` is the JSON list of an assistant turn's calls (OpenAI form), kept when the text is
-    forgotten, like ``tool_call_id``.
+    forgotten, like ``tool_call_id``. ``images`` holds ``(mime, width, height, bytes)`` per image of a user
+    turn (dropped with the text).
     """
 
     turn_id: int
@@ -178,6 +200,7 @@ class TurnRow:
     packer_before: str | None = None
     tool_calls: str | None = None
     tool_call_id: str | None = None
+    images: tuple[tuple[str, int, int, bytes], ...] = field(default=(), repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -346,7 +369,7 @@ class Store:
     def clear_session(self, sid: int) -> None:
         """Remove a session's turns, pages and cached vision tokens, and reset its counters (its config stays)."""
         with self._lock:
-            for table in ("turns", "pages", "vision_tokens"):
+            for table in ("turns", "turn_images", "pages", "vision_tokens"):
                 self._exec(f"DELETE FROM {table} WHERE session = ?", (sid,))
             self.update_session(sid, packer_state=None, n_system=0, packed_upto=0)
 
@@ -371,11 +394,17 @@ class Store:
                     turn.tool_call_id,
                 ),
             )
+            self._c().executemany(
+                "INSERT INTO turn_images (session, turn_id, idx, mime, width, height, data) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(sid, turn.turn_id, i, *image) for i, image in enumerate(turn.images)],
+            )
 
     def delete_turn(self, sid: int, turn_id: int) -> None:
         """Remove one turn (the memory only removes its newest, still-unpacked turn)."""
         with self._lock:
-            self._exec("DELETE FROM turns WHERE session = ? AND turn_id = ?", (sid, turn_id))
+            for table in ("turns", "turn_images"):
+                self._exec(f"DELETE FROM {table} WHERE session = ? AND turn_id = ?", (sid, turn_id))
 
     def set_packer_before(self, sid: int, turn_id: int, state: str) -> None:
         """Record the packer state just before a turn was packed (for re-rendering kept-text pages)."""
@@ -393,12 +422,11 @@ class Store:
         return None if row is None else row[0]
 
     def drop_turn_text(self, sid: int, turn_ids: Sequence[int]) -> None:
-        """Forget the text of these turns (their token counts stay)."""
+        """Forget the text and images of these turns (their token counts stay)."""
+        rows = [(sid, t) for t in turn_ids]
         with self._lock:
-            self._c().executemany(
-                "UPDATE turns SET content = NULL WHERE session = ? AND turn_id = ?",
-                [(sid, t) for t in turn_ids],
-            )
+            self._c().executemany("UPDATE turns SET content = NULL WHERE session = ? AND turn_id = ?", rows)
+            self._c().executemany("DELETE FROM turn_images WHERE session = ? AND turn_id = ?", rows)
 
     def turns(self, sid: int) -> list[TurnRow]:
         """Every turn of a session, in order."""
@@ -408,7 +436,19 @@ class Store:
                 "FROM turns WHERE session = ? ORDER BY turn_id",
                 (sid,),
             ).fetchall()
-        return [TurnRow(r[0], r[1], r[2], r[3], json.loads(r[4]), *r[5:]) for r in rows]
+            images: dict[int, list[tuple[str, int, int, bytes]]] = {}
+            for tid, mime, width, height, data in self._exec(
+                "SELECT turn_id, mime, width, height, data FROM turn_images WHERE session = ? "
+                "ORDER BY turn_id, idx",
+                (sid,),
+            ):
+                images.setdefault(tid, []).append((mime, width, height, data))
+        return [
+            TurnRow(
+                r[0], r[1], r[2], r[3], json.loads(r[4]), r[5], r[6], r[7], r[8], tuple(images.get(r[0], ()))
+            )
+            for r in rows
+        ]
 
     def turn_texts(self, sid: int, turn_ids: Sequence[int]) -> dict[int, str]:
         """The kept text of these turns (turns whose text was forgotten are left out)."""

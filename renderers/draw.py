@@ -56,6 +56,11 @@ def draw_lines(placed: list[tuple[int, Line]], style: RenderStyle) -> Image.Imag
         if line.rule:
             mid = y + line.height // 2
             draw.line((left, mid, right, mid), fill=style.rule_ink, width=1)
+        if line.picture is not None:
+            top = y + line.baseline
+            image.paste(line.picture, (left, top))
+            box = (left - 1, top - 1, left + line.picture.width, top + line.picture.height)
+            draw.rectangle(box, outline=style.rule_ink)
         base = y + line.baseline
         for x, font, text in line.runs:
             for ch in text:

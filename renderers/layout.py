@@ -34,15 +34,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
-from PIL import ImageFont
+from PIL import Image, ImageFont
 
 from optical_memory.renderers.fontchain import MONO, SANS, SANS_BOLD, FontChain, Glyph, chain
 from optical_memory.renderers.markdown import Block, blocks
 from optical_memory.renderers.style import RenderStyle
-from optical_memory.types import ToolCall, Turn
+from optical_memory.types import ToolCall, Turn, TurnImage
 
 CONTINUATION = "↪ "
 """Drawn (and kept in the page text) at the start of a wrapped code line's continuation."""
@@ -110,6 +110,8 @@ class Line:
         label_only: The line holds the role label and nothing else (it is kept with the next line).
         call_id: The tool call this line draws, if it draws one.
         start: x of the first glyph drawn (0 for spacers).
+        picture: A thumbnail of an image the turn carries, drawn at the left margin (the line is as tall
+            as the thumbnail and adds no text).
     """
 
     height: int
@@ -127,6 +129,7 @@ class Line:
     label_only: bool = False
     call_id: str | None = None
     start: int = 0
+    picture: Image.Image | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -506,6 +509,20 @@ def layout_turn(turn: Turn, style: RenderStyle, *, x_start: int | None = None) -
         yield from _run_lines(text, run, style, verbatim=verbatim)
     for call in calls:
         yield from _call_lines(call, len(text), style)
+    for image in turn.images:
+        yield picture_line(image, len(text), style)
+
+
+THUMBNAIL_LINES = 8
+"""A pasted image's thumbnail is at most this many prose lines tall (and half the text column wide)."""
+
+
+def picture_line(image: TurnImage, src: int, style: RenderStyle) -> Line:
+    """A line holding the grayscale thumbnail of a pasted image (its label is in the turn's text)."""
+    picture = image.open().convert("L")
+    picture.thumbnail(((style.width - 2 * style.margin) // 2, THUMBNAIL_LINES * style.line_height))
+    pad = style.line_height // 4
+    return Line(picture.height + 2 * pad, pad, (), None, src, src, picture=picture)
 
 
 def _family(block: Block) -> tuple[str, int] | None:

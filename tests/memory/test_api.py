@@ -12,7 +12,12 @@ from optical_memory.memory import OpticalMemory
 def test_memory_methods():
     public = sorted(n for n in dir(OpticalMemory) if not n.startswith("_"))
     assert public == [
+        "aadd",
+        "acontext",
         "add",
+        "apages",
+        "arecall",
+        "clear",
         "close",
         "context",
         "forget",
@@ -22,7 +27,9 @@ def test_memory_methods():
         "page_text",
         "pages",
         "pin",
+        "pop",
         "recall",
+        "sync",
         "unpin",
     ]
     assert str(inspect.signature(OpticalMemory.add)) == (

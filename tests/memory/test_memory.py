@@ -45,7 +45,9 @@ def test_add_accepts_turn_dict_parts_and_string():
     with pytest.raises(InputError, match="role must be one of"):
         m.add({"role": "wizard", "content": "x"})
     with pytest.raises(InputError, match="image_url"):
-        m.add({"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]})
+        m.add({"role": "user", "content": [{"type": "input_audio", "input_audio": {"data": "x"}}]})
+    with pytest.raises(InputError, match="base64 data URL"):
+        m.add({"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:image/png,x"}}]})
     assert len(m) == 3
 
 

@@ -50,7 +50,7 @@ def test_version_1_file_gains_the_vision_token_table(tmp_path):
     _v1_file(path)
     assert "vision_cache" in _tables(path)
     s = Store(path)
-    assert _version(path) == SCHEMA_VERSION == 3
+    assert _version(path) == SCHEMA_VERSION == 4
     assert "vision_tokens" in _tables(path) and "vision_cache" not in _tables(path)
     assert "calibration" in _tables(path)
     assert s.pages(1)[0].text_cost == {}  # pages from before version 3 have no text cost
