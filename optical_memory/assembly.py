@@ -271,10 +271,12 @@ def older_items(
     shown: Shown,
     cost: CostModel,
     image: Callable[[Page, Rung], PageItem],
+    open_png: Callable[[], bytes | None] = lambda: None,
 ) -> list[Item]:
     """The older conversation, oldest first: each page as its turns' text or as an image, as ``shown`` says.
 
-    Consecutive pieces of one turn sent as text are joined into one item.
+    Consecutive pieces of one turn sent as text are joined into one item; ``open_png`` gives the open
+    page's PNG when the format sends bytes.
     """
     items: list[Item] = []
     for page, rung, as_text in zip(records.visible, rungs, shown.as_text, strict=True):
@@ -290,7 +292,8 @@ def older_items(
         else:
             pid, top = records.n_sealed, records.top
             label = page_label(pid, records.open_turns())
-            items.append(PageItem(pid, records.open_page.image.copy(), top, label, None, cost.detail(top)))
+            png = open_png()
+            items.append(PageItem(pid, records.open_page.image.copy(), top, label, png, cost.detail(top)))
     return items
 
 

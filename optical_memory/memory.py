@@ -57,6 +57,7 @@ from optical_memory.config import Budget, MemoryConfig, as_config
 from optical_memory.context import AddResult, Context, CostModel, PageInfo, turn_range, turn_text_tokens
 from optical_memory.errors import ConfigError, InputError, PageNotFoundError, StoreError
 from optical_memory.formats import EMBEDDINGS, Item, PageItem, build_messages
+from optical_memory.images import encode_png
 from optical_memory.ladder import Rung, as_rung, rank
 from optical_memory.policies import AgeLadder, PageState
 from optical_memory.providers import Provider, get_provider
@@ -182,6 +183,7 @@ class OpticalMemory:
         self._packer = self._restore_packer(row.packer_state)
         self._pending_ids = self._packer.pending_turn_ids()
         self._pending_render: RenderedPage | None = None
+        self._open_png: bytes | None = None  # the open page's PNG, encoded once per open page
         self._pending_cost: dict[str, int] | None = None
         self._images.clear()
         self._tally = assembly.Tally()  # the sealed pages' share of the context cost, kept as running sums
@@ -392,6 +394,7 @@ class OpticalMemory:
             self._pending_ids = self._packer.pending_turn_ids()
             self._pending_render = None
             self._pending_cost = None
+            self._open_png = None
         return sealed
 
     def _seal(self, rendered: RenderedPage) -> int:
@@ -542,6 +545,12 @@ class OpticalMemory:
             self._pending_render = self._packer.pending()
         return self._pending_render
 
+    def _pending_png(self) -> bytes | None:
+        pending = self._pending()
+        if pending is not None and self._open_png is None:
+            self._open_png = encode_png(pending.image)
+        return self._open_png
+
     def _open_cost(self) -> dict[str, int]:
         """What the open page's turn pieces cost as text, per encoding (counted once per open page)."""
         pending = self._pending()
@@ -630,6 +639,7 @@ class OpticalMemory:
                 shown,
                 cost,
                 lambda p, r: self._images.item(p, r, with_png=with_png, detail=cost.detail(r)),
+                self._pending_png if with_png else lambda: None,
             )
             as_text = sum(shown.as_text) + shown.open_as_text
             items = assembly.ordered(records, older)

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from optical_memory import __version__
 from optical_memory.errors import OpticalMemoryError
 
-COMMANDS = ("demo", "compress", "show", "render", "recall", "bench")
+COMMANDS = ("demo", "compress", "show", "render", "recall", "bench", "mcp")
 """Command modules under ``optical_memory.cli``, in the order ``--help`` lists them."""
 
 

@@ -89,3 +89,13 @@ def test_02_agent_loop_against_a_local_endpoint(tmp_path: Path, fake_endpoint: C
     # the reply to the first question came back into the memory and is sent with the second
     assert {"role": "assistant", "content": "fake answer 1"} in second["messages"]
     assert second["messages"][-1]["content"].startswith("上海门店新终端")
+
+
+def test_07_langchain(tmp_path: Path) -> None:
+    pytest.importorskip("langchain")
+    done = _run("07_langchain.py", tmp_path)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("the graph keeps 80 messages")
+    sent = int(lines[1].split("sent ")[1].split(" messages")[0])
+    assert sent < 80 and "x less" in lines[1] and "pages" in lines[2]
