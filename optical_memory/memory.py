@@ -230,19 +230,33 @@ class OpticalMemory:
                 stored then.
             StoreError: If the store cannot be written (nothing of the turn is kept then).
         """
-        t = as_turn(turn, role=role)
-        tokens = {enc: turn_text_tokens(t.content, t.tool_calls, enc) for enc in ENCODINGS}
+        return self.extend([as_turn(turn, role=role)])[0]
+
+    def extend(self, turns: Sequence[Turn | Mapping[str, Any]]) -> list[AddResult]:
+        """Add several turns, all or nothing: every turn is checked (a tool result may answer a call made
+        earlier in the batch) before any is stored, and they are stored in one transaction.
+
+        Raises:
+            InputError: If a turn is malformed or answers a call neither the session nor an earlier turn of
+                the batch made; nothing of the batch is stored then.
+            StoreError: If the store cannot be written (nothing of the batch is kept then).
+        """
+        checked = [as_turn(t) for t in turns]
+        tokens = [{enc: turn_text_tokens(t.content, t.tool_calls, enc) for enc in ENCODINGS} for t in checked]
         with self._lock:
             self._check_open()
-            if t.tool_call_id is not None:
-                if t.tool_call_id not in self._calls:
-                    raise InputError(
-                        f"tool result answers call {t.tool_call_id!r}, which no assistant turn of session "
-                        f"{self.session!r} made: add the assistant turn with that tool call first"
-                    )
-                if t.name is None:
-                    t = dataclasses.replace(t, name=self._calls[t.tool_call_id])
-            return self._write(lambda: self._add(t, tokens))
+            calls = dict(self._calls)
+            for i, t in enumerate(checked):
+                if t.tool_call_id is not None:
+                    if t.tool_call_id not in calls:
+                        raise InputError(
+                            f"tool result answers call {t.tool_call_id!r}, which no assistant turn of session "
+                            f"{self.session!r} made: add the assistant turn with that tool call first"
+                        )
+                    if t.name is None:
+                        checked[i] = dataclasses.replace(t, name=calls[t.tool_call_id])
+                calls.update((c.id, c.name) for c in t.tool_calls)
+            return self._write(lambda: [self._add(t, n) for t, n in zip(checked, tokens, strict=True)])
 
     def _add(self, t: Turn, tokens: dict[str, int]) -> AddResult:
         tid = len(self._turns)
@@ -276,8 +290,8 @@ class OpticalMemory:
         Raises:
             InputError: If ``history`` is shorter than what is stored or does not continue it (messages
                 were removed or rewritten upstream: optical memory never rewrites turns already on pages;
-                start a new session, or :meth:`clear` this one), or a new turn is malformed. Turns
-                before a malformed one are kept.
+                start a new session, or :meth:`clear` this one), or a new turn is malformed (nothing new
+                is stored then: the new turns go in with :meth:`extend`).
         """
         with self._lock:
             self._check_open()
@@ -299,7 +313,7 @@ class OpticalMemory:
                         f"{self.session!r} ({last.role}): the history was rewritten upstream; clear() the "
                         "session or start a new one"
                     )
-            return [self.add(turn) for turn in history[n:]]
+            return self.extend(history[n:])
 
     def pop(self) -> Turn:
         """Remove the newest turn and return it (undo an add).

@@ -20,6 +20,7 @@ def test_memory_methods():
         "clear",
         "close",
         "context",
+        "extend",
         "forget",
         "observe_usage",
         "open",

@@ -82,3 +82,15 @@ def test_pop_undoes_recent_turns_only_and_clear_empties_the_session(tmp_path: Pa
         assert len(memory) == 1 and memory.config.recent_turns == 3
     with pytest.raises(InputError, match="no turn"):
         OpticalMemory().pop()
+
+
+def test_extend_is_all_or_nothing_and_a_result_may_answer_a_call_of_the_batch() -> None:
+    memory = OpticalMemory({"recent_turns": 4})
+    session = agent_session(3)[1:]
+    assert len(memory.extend(session[:6])) == 6
+    bad = [*session[6:], {"role": "tool", "tool_call_id": "call_99", "content": "x"}]
+    with pytest.raises(InputError, match="call_99"):
+        memory.extend(bad)
+    assert len(memory) == 6  # nothing of the refused batch was stored
+    memory.extend(session[6:])
+    assert memory._turns[-2].name == "bash"  # a result takes its call's name from the same batch
