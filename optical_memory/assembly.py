@@ -234,8 +234,7 @@ def fit(
         One rung per visible page (never sharper than stored), and the ids left out only for the budget.
 
     Raises:
-        ConfigError: If the budget is below what always stays (the text and the open page), or no
-            assignment fits it.
+        ConfigError: If the budget is below what always stays (the text and the open page).
     """
     visible = records.visible
     text = text_cost_of(records, cost)
@@ -253,7 +252,18 @@ def fit(
         if total <= budget:
             return rungs, assignment.forgotten_for_budget
         target -= total - budget
-    raise ConfigError(f"could not fit the context into a budget of {budget} tokens")
+    # the policy's estimate kept missing (its prices leave out what showing pages adds): leave pages out,
+    # unpinned ones oldest first, then pinned ones; with every page out the floor checked above fits
+    left_out = list(assignment.forgotten_for_budget)
+    order = sorted(range(len(visible)), key=lambda i: (visible[i].pinned is not None, i))
+    for i in order:
+        if rungs[i] is Rung.FORGOTTEN:
+            continue
+        rungs[i] = Rung.FORGOTTEN
+        left_out.append(visible[i].page_id)
+        if text + show(records, rungs, texts, cost, allow_text=allow_text).cost <= budget:
+            break
+    return rungs, tuple(sorted(left_out))
 
 
 def _check_floor(budget: int, floor: int, text: int, open_cost: int) -> None:

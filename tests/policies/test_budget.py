@@ -98,3 +98,29 @@ def test_no_budget_keeps_the_policy_choice() -> None:
     assert AgeLadder(unit="turns").assign(_pages(4, _costs("deepseek-ocr")), budget=421 + 3 * 73).rungs == (
         T, T, T, L,
     )  # fmt: skip
+
+
+def test_a_reachable_budget_always_fits_even_when_the_policy_estimate_misses() -> None:
+    """Found with the Agents SDK adapter: tool-result pages at tiny, 8 tokens over, and the policy's own
+    estimate kept every page; the context now leaves the oldest out instead of failing."""
+    import json
+
+    from optical_memory.memory import OpticalMemory
+
+    memory = OpticalMemory({"provider": "openai:gpt-4o", "recent_turns": 6, "budget": 6000})
+    memory.add("Read every module.", role="user")
+    for i in range(22):
+        path = f"src/mod{i}.py"
+        arguments = json.dumps({"path": path}, separators=(",", ":"))
+        memory.add(
+            {
+                "role": "assistant",
+                "content": "",
+                "tool_calls": [{"id": f"r{i}", "function": {"name": "read_file", "arguments": arguments}}],
+            }
+        )
+        lines = (f"{path}:{n}: value_{n} = compute({n}, {len(path) * n}) # step {n}" for n in range(40))
+        memory.add({"role": "tool", "tool_call_id": f"r{i}", "content": "\n".join(lines)})
+    usage = memory.context(format="openai-responses").usage
+    assert usage.context_tokens <= 6000
+    assert usage.forgotten_for_budget and min(usage.forgotten_for_budget) == 0
