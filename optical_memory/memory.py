@@ -371,7 +371,9 @@ class OpticalMemory:
         """How many turns leave the window together from its oldest end (0: they must wait).
 
         An assistant turn that calls tools leaves with the tool turns answering it; while a call is
-        unanswered and nothing newer than its results has come, the turn waits in the window.
+        unanswered and nothing newer than its results has come, the turn waits in the window. The newest
+        tool step (a call with all its results) leaves only when something newer comes, so an agent reads
+        the results it just asked for as text (unless ``recent_turns=0`` asks for no text at all).
         """
         head = self._turns[self._window[0]]
         if not head.tool_calls:
@@ -384,7 +386,8 @@ class OpticalMemory:
                 break
             waiting.discard(rec.tool_call_id)
             n += 1
-        return 0 if waiting and n == len(self._window) else n
+        whole = n == len(self._window)  # the newest step: it stays text, whatever its size
+        return 0 if whole and (waiting or self.config.recent_turns != 0) else n
 
     def _evict(self) -> list[int]:
         """Move turns leaving the recent window into pages; returns the ids of pages sealed."""
