@@ -35,14 +35,9 @@ from llama_index.core.base.llms.types import ChatMessage, ContentBlock, TextBloc
 from llama_index.core.llms import MockLLM  # noqa: E402
 from llama_index.core.memory import Memory  # noqa: E402
 
-from benchmarks.frameworks.common import agent_history, median_ms, report  # noqa: E402
-from optical_memory.context import turn_text_tokens  # noqa: E402
+from benchmarks.frameworks.common import PROVIDER, SYSTEM, agent_history, median_ms, report, text_tokens  # noqa: E402
 from optical_memory.integrations.llamaindex import OpticalMemoryBlock, to_openai_turns  # noqa: E402
-from optical_memory.types import Turn, as_turn  # noqa: E402
-
-PROVIDER = "openai:gpt-4o"
-SYSTEM = "You are a coding agent working in the user's repository."
-OVERHEAD = 3  # OpenAI chat tokens per message
+from optical_memory.types import Turn  # noqa: E402
 
 
 def message(turn: Turn) -> ChatMessage:
@@ -58,13 +53,9 @@ def message(turn: Turn) -> ChatMessage:
     return ChatMessage(role=turn.role, blocks=blocks, additional_kwargs=extra)
 
 
-def text_tokens(messages: Sequence[ChatMessage]) -> int:
-    """What ``messages`` cost as text in gpt-4o tokens (o200k_base), with the per-message overhead."""
-    total = 0
-    for turn in to_openai_turns(messages):
-        t = as_turn(turn)
-        total += turn_text_tokens(t.content, t.tool_calls, "o200k_base") + OVERHEAD
-    return total
+def chat_tokens(messages: Sequence[ChatMessage]) -> int:
+    """What ``messages`` cost as text in gpt-4o tokens."""
+    return text_tokens(to_openai_turns(messages))
 
 
 class Agent:
@@ -122,11 +113,11 @@ def main(argv: list[str] | None = None) -> int:
     # the last call: system prompt + the block's messages (priced by the block) + the short-term messages
     last = optical.given
     short_term = last[1 + len(context.messages) :]
-    system_tokens = text_tokens(last[:1])
-    context_tokens = system_tokens + usage.context_tokens + text_tokens(short_term)
+    system_tokens = chat_tokens(last[:1])
+    context_tokens = system_tokens + usage.context_tokens + chat_tokens(short_term)
     last_call = max(i for i, t in enumerate(history) if t.role == "assistant")
     whole = [message(t) for t in history[:last_call]]  # everything stored before the last call
-    history_tokens = system_tokens + text_tokens(whole)
+    history_tokens = system_tokens + chat_tokens(whole)
     bare_ms, opt_ms = median_ms(bare.per_call), median_ms(optical.per_call)
     row = {
         "provider": PROVIDER,
@@ -143,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         "budget": usage.budget,
         "page_images": sum(1 for m in last for b in m.blocks if b.block_type == "image"),
         "pages_per_rung": dict(usage.pages_per_rung),
-        "bare_context_tokens": text_tokens(bare.given),
+        "bare_context_tokens": chat_tokens(bare.given),
         "bare_ms_per_call": round(bare_ms, 2),
         "adapter_ms_per_call": round(opt_ms, 2),
         "added_ms_per_call": round(opt_ms - bare_ms, 2),

@@ -33,11 +33,9 @@ import mcp  # noqa: E402
 from mcp.server.mcpserver import MCPServer  # noqa: E402
 from mcp.types import TextContent  # noqa: E402
 
-from benchmarks.frameworks.common import agent_history, median_ms, report  # noqa: E402
+from benchmarks.frameworks.common import PROVIDER, agent_history, median_ms, report  # noqa: E402
 from optical_memory.integrations.mcp import ToolCallIn, build_server  # noqa: E402
 from optical_memory.types import Turn  # noqa: E402
-
-PROVIDER = "openai:gpt-4o"
 
 
 def turn_args(turn: Turn) -> dict[str, Any]:

@@ -45,38 +45,26 @@ from agents import Agent, FunctionTool, RunConfig, Runner, SQLiteSession  # noqa
 from agents.memory import Session  # noqa: E402
 from agents.testing import ModelCall, ModelStep, ScriptedModel, assistant_message, function_call  # noqa: E402
 
-from benchmarks.frameworks.common import agent_history, median_ms, report  # noqa: E402
-from optical_memory.context import Context, turn_text_tokens  # noqa: E402
+from benchmarks.frameworks.common import (  # noqa: E402
+    CLOSING,
+    PROVIDER,
+    SYSTEM,
+    agent_history,
+    median_ms,
+    report,
+    runs,
+    text_tokens,
+)
+from optical_memory.context import Context  # noqa: E402
 from optical_memory.integrations.openai_agents import OpticalSession, items_to_turns  # noqa: E402
-from optical_memory.types import Turn, as_turn  # noqa: E402
+from optical_memory.types import Turn  # noqa: E402
 
-PROVIDER = "openai:gpt-4o"
-SYSTEM = "You are a coding agent working in the user's repository."
-OVERHEAD = 3  # OpenAI tokens per message
-CLOSING = "(done for now)"
 RUN = RunConfig(tracing_disabled=True)
 
 
-def text_tokens(items: Sequence[Any]) -> int:
-    """What Responses items cost as text in gpt-4o tokens (o200k_base), with the per-message overhead."""
-    total = 0
-    for turn in items_to_turns(items):
-        t = as_turn(turn)
-        total += turn_text_tokens(t.content, t.tool_calls, "o200k_base") + OVERHEAD
-    return total
-
-
-def runs(history: list[Turn]) -> list[tuple[list[Turn], list[Turn]]]:
-    """The history as ``Runner.run`` calls: (the user turns given as input, the turns the run produces)."""
-    out: list[tuple[list[Turn], list[Turn]]] = []
-    for turn in history:
-        if turn.role == "user" and (not out or out[-1][1]):
-            out.append(([turn], []))
-        elif turn.role == "user":
-            out[-1][0].append(turn)
-        else:
-            out[-1][1].append(turn)
-    return out
+def item_tokens(items: Sequence[Any]) -> int:
+    """What Responses items cost as text in gpt-4o tokens."""
+    return text_tokens(items_to_turns(items))
 
 
 def steps(produced: list[Turn]) -> list[list[Any]]:
@@ -167,12 +155,12 @@ def cost(call: ModelCall, context: Context | None) -> tuple[int, int]:
 
     The optical context at its head is priced as the memory prices it; the items after it as text.
     """
-    system = OVERHEAD + turn_text_tokens(SYSTEM, (), "o200k_base")
+    system = text_tokens([Turn("system", SYSTEM)])
     items = list(call.input)
     if context is None or items[: len(context.messages)] != context.messages:
-        tokens = system + text_tokens(items)
+        tokens = system + item_tokens(items)
         return tokens, tokens
-    tail = text_tokens(items[len(context.messages) :])
+    tail = item_tokens(items[len(context.messages) :])
     usage = context.usage
     return system + usage.context_tokens + tail, system + usage.history_text_tokens + tail
 

@@ -51,38 +51,26 @@ from pydantic_ai.messages import (  # noqa: E402
 from pydantic_ai.models.function import AgentInfo, FunctionModel  # noqa: E402
 from pydantic_ai.usage import UsageLimits  # noqa: E402
 
-from benchmarks.frameworks.common import agent_history, median_ms, report  # noqa: E402
-from optical_memory.context import Context, turn_text_tokens  # noqa: E402
+from benchmarks.frameworks.common import (  # noqa: E402
+    CLOSING,
+    PROVIDER,
+    SYSTEM,
+    agent_history,
+    median_ms,
+    report,
+    runs,
+    text_tokens,
+)
+from optical_memory.context import Context  # noqa: E402
 from optical_memory.integrations.pydantic_ai import OpticalHistory, to_turns  # noqa: E402
-from optical_memory.types import Turn, as_turn  # noqa: E402
+from optical_memory.types import Turn  # noqa: E402
 
-PROVIDER = "openai:gpt-4o"
-SYSTEM = "You are a coding agent working in the user's repository."
-OVERHEAD = 3  # OpenAI tokens per message
-CLOSING = "(done for now)"
 NO_LIMIT = UsageLimits(request_limit=None)
 
 
-def text_tokens(messages: list[ModelMessage]) -> int:
-    """What messages cost as text in gpt-4o tokens (o200k_base), with the per-message overhead."""
-    total = 0
-    for turn in to_turns(messages):
-        t = as_turn(turn)
-        total += turn_text_tokens(t.content, t.tool_calls, "o200k_base") + OVERHEAD
-    return total
-
-
-def runs(history: list[Turn]) -> list[tuple[list[Turn], list[Turn]]]:
-    """The history as ``Agent.run`` calls: (the user turns given as the prompt, the turns the run produces)."""
-    out: list[tuple[list[Turn], list[Turn]]] = []
-    for turn in history:
-        if turn.role == "user" and (not out or out[-1][1]):
-            out.append(([turn], []))
-        elif turn.role == "user":
-            out[-1][0].append(turn)
-        else:
-            out[-1][1].append(turn)
-    return out
+def message_tokens(messages: list[ModelMessage]) -> int:
+    """What messages cost as text in gpt-4o tokens."""
+    return text_tokens(to_turns(messages))
 
 
 def responses(produced: list[Turn]) -> list[ModelResponse]:
@@ -164,9 +152,9 @@ async def replay(history: list[Turn], capability: OpticalHistory | None) -> Repl
 
 def cost(messages: list[ModelMessage], context: Context | None) -> tuple[int, int]:
     """What a model call's input costs in gpt-4o tokens, and what the history it carries costs as text."""
-    system = OVERHEAD + turn_text_tokens(SYSTEM, (), "o200k_base")
+    system = text_tokens([Turn("system", SYSTEM)])
     if context is None:
-        tokens = system + text_tokens(messages)
+        tokens = system + message_tokens(messages)
         return tokens, tokens
     usage = context.usage
     return system + usage.context_tokens, system + usage.history_text_tokens

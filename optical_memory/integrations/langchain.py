@@ -38,9 +38,9 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 from PIL import Image
 
 from optical_memory.config import Budget, MemoryConfig
-from optical_memory.errors import InputError, ProviderError
+from optical_memory.errors import InputError
 from optical_memory.integrations.parts import image_part, text_part, unsupported_part, url_image_part
-from optical_memory.integrations.threads import Threads, require
+from optical_memory.integrations.threads import Threads, provider_name, require
 from optical_memory.memory import OpticalMemory
 from optical_memory.providers import Provider, get_provider
 
@@ -160,14 +160,9 @@ def provider_of(model: BaseChatModel | None) -> str | None:
         params = model._get_ls_params()  # type: ignore[union-attr]
     except Exception:  # no model, or one without LangSmith parameters
         return None
-    family = _LS_FAMILIES.get(str(params.get("ls_provider", "")).lower())
-    name = params.get("ls_model_name")
-    if family is None or not name:
-        return None
-    try:
-        return get_provider(f"{family}:{name}").name
-    except ProviderError:
-        return None
+    return provider_name(
+        _LS_FAMILIES.get(str(params.get("ls_provider", "")).lower()), params.get("ls_model_name")
+    )
 
 
 def optical_messages(

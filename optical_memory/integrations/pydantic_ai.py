@@ -60,11 +60,11 @@ from urllib.parse import unquote_to_bytes
 
 from optical_memory.config import Budget, MemoryConfig
 from optical_memory.context import Context
-from optical_memory.errors import InputError, ProviderError
+from optical_memory.errors import InputError
 from optical_memory.formats import PageItem, TextItem, call_text, intro_text, tool_text
 from optical_memory.images import encode_png
 from optical_memory.integrations.parts import image_part, text_part, unsupported_part, url_image_part
-from optical_memory.integrations.threads import Threads, require
+from optical_memory.integrations.threads import Threads, provider_name, require
 from optical_memory.memory import OpticalMemory
 from optical_memory.providers import get_provider
 from optical_memory.types import as_turn
@@ -377,12 +377,7 @@ def provider_of(model: AbstractModel | None) -> str | None:
         name = model.model_name
     except Exception:  # a test or wrapper model without a provider
         return None
-    if family is None or not name:
-        return None
-    try:
-        return get_provider(f"{family}:{name}").name
-    except ProviderError:
-        return None
+    return provider_name(family, name)
 
 
 def optical_messages(

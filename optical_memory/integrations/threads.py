@@ -18,9 +18,21 @@ from types import ModuleType
 from typing import Any
 
 from optical_memory.config import MemoryConfig, as_config
-from optical_memory.errors import ConfigError, MissingDependencyError
+from optical_memory.errors import ConfigError, MissingDependencyError, ProviderError
 from optical_memory.memory import OpticalMemory
+from optical_memory.providers import get_provider
 from optical_memory.store import MEMORY
+
+
+def provider_name(family: str | None, model: object) -> str | None:
+    """Our provider name for a model a framework names by family and model name (None when either is
+    missing, or the family is not one we price)."""
+    if family is None or not isinstance(model, str) or not model:
+        return None
+    try:
+        return get_provider(f"{family}:{model}").name
+    except ProviderError:
+        return None
 
 
 def require(module: str, extra: str, feature: str) -> ModuleType:
