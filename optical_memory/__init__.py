@@ -26,7 +26,7 @@ from optical_memory.memory import OpticalMemory
 from optical_memory.providers import Provider, get_provider
 from optical_memory.recall import RECALL_TOOL, Reading, handle_tool_call
 from optical_memory.sheet import contact_sheet
-from optical_memory.types import RenderedPage, Turn, TurnSpan
+from optical_memory.types import RenderedPage, Turn, TurnImage, TurnSpan
 
 __version__ = "0.1.0"
 
@@ -53,6 +53,7 @@ __all__ = [
     "Rung",
     "StoreError",
     "Turn",
+    "TurnImage",
     "TurnSpan",
     "Usage",
     "__version__",

@@ -1,10 +1,10 @@
-"""Small value types passed between the stages: a chat turn, its tool calls, and a rendered page.
+"""Small value types passed between the stages: a chat turn, its tool calls and images, and a rendered page.
 
 A :class:`Turn` is what an agent hands us; :func:`as_turn` accepts the forms agents actually have (an
-OpenAI-style dict whose content is a string, a list of text parts or None, with ``tool_calls`` on an
-assistant turn and ``tool_call_id`` on a tool result; or a plain string). A :class:`ToolCall` is one call
-an assistant turn makes. A :class:`RenderedPage` is what a renderer produces: the page image at the top
-rung plus what it holds.
+OpenAI-style dict whose content is a string, None, or a list of text and ``image_url`` parts, with
+``tool_calls`` on an assistant turn and ``tool_call_id`` on a tool result; or a plain string). A
+:class:`ToolCall` is one call an assistant turn makes; a :class:`TurnImage` an image a user pasted. A
+:class:`RenderedPage` is what a renderer produces: the page image at the top rung plus what it holds.
 """
 
 from __future__ import annotations

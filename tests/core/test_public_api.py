@@ -28,6 +28,7 @@ PUBLIC = {
     "Rung",
     "StoreError",
     "Turn",
+    "TurnImage",
     "TurnSpan",
     "Usage",
     "__version__",
