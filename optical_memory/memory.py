@@ -147,11 +147,16 @@ class OpticalMemory:
                     open_pin=row.open_pin,
                     config=config.to_json(),
                 )
+                store.bump_version(row.id)
         self._sid = row.id
         self._load()
 
     def _load(self) -> None:
-        """(Re)build every in-memory structure from the store."""
+        """(Re)build every in-memory structure from the store, from one consistent snapshot of it."""
+        with self._store.snapshot():
+            self._load_snapshot()
+
+    def _load_snapshot(self) -> None:
         row = self._store.session(self.session)
         if row is None:
             raise StoreError(f"session {self.session!r} vanished from the store")
@@ -178,6 +183,7 @@ class OpticalMemory:
         self._open_pin = None if row.open_pin is None else as_rung(row.open_pin)
         self._n_system = row.n_system
         self._packed_upto = row.packed_upto
+        self._version = row.version
         self._window: deque[int] = deque(range(self._packed_upto, len(self._turns)))
         self._window_o200k = sum(self._turns[t].tokens.get(DEFAULT_ENCODING, 0) for t in self._window)
         self._packer = self._restore_packer(row.packer_state)
@@ -218,6 +224,8 @@ class OpticalMemory:
 
     def __len__(self) -> int:
         with self._lock:
+            if not self._store.closed:
+                self._refresh()
             return len(self._turns)
 
     def add(self, turn: Turn | Mapping[str, Any] | str, *, role: str | None = None) -> AddResult:
@@ -245,18 +253,29 @@ class OpticalMemory:
         tokens = [{enc: turn_text_tokens(t.content, t.tool_calls, enc) for enc in ENCODINGS} for t in checked]
         with self._lock:
             self._check_open()
-            calls = dict(self._calls)
-            for i, t in enumerate(checked):
-                if t.tool_call_id is not None:
-                    if t.tool_call_id not in calls:
-                        raise InputError(
-                            f"tool result answers call {t.tool_call_id!r}, which no assistant turn of session "
-                            f"{self.session!r} made: add the assistant turn with that tool call first"
-                        )
-                    if t.name is None:
-                        checked[i] = dataclasses.replace(t, name=calls[t.tool_call_id])
-                calls.update((c.id, c.name) for c in t.tool_calls)
-            return self._write(lambda: [self._add(t, n) for t, n in zip(checked, tokens, strict=True)])
+            return self._write(
+                lambda: [self._add(t, n) for t, n in zip(checked, tokens, strict=True)],
+                check=lambda: self._answer(checked),
+            )
+
+    def _answer(self, turns: list[Turn]) -> None:
+        """Check that each tool result answers a call the session or an earlier turn of ``turns`` made, and
+        give a result without a name its call's name (in place).
+
+        Raises:
+            InputError: For a result answering an unknown call.
+        """
+        calls = dict(self._calls)
+        for i, t in enumerate(turns):
+            if t.tool_call_id is not None:
+                if t.tool_call_id not in calls:
+                    raise InputError(
+                        f"tool result answers call {t.tool_call_id!r}, which no assistant turn of session "
+                        f"{self.session!r} made: add the assistant turn with that tool call first"
+                    )
+                if t.name is None:
+                    turns[i] = dataclasses.replace(t, name=calls[t.tool_call_id])
+            calls.update((c.id, c.name) for c in t.tool_calls)
 
     def _add(self, t: Turn, tokens: dict[str, int]) -> AddResult:
         tid = len(self._turns)
@@ -325,20 +344,24 @@ class OpticalMemory:
         """
         with self._lock:
             self._check_open()
-            if not self._turns:
-                raise InputError(f"session {self.session!r} has no turn to remove")
-            tid = len(self._turns) - 1
-            in_window = bool(self._window) and self._window[-1] == tid
-            if not in_window and tid >= self._n_system:
-                raise InputError(
-                    f"turn {tid} of session {self.session!r} is already laid out on a page and cannot be "
-                    "removed; only turns still in the recent window can be"
-                )
-            turn = self._turns[tid].turn()
-            self._write(lambda: self._pop(tid, in_window))
-            return turn
+            popped: list[Turn] = []
+            self._write(lambda: popped.append(self._pop()), check=self._check_pop)
+            return popped[0]
 
-    def _pop(self, tid: int, in_window: bool) -> None:
+    def _check_pop(self) -> None:
+        if not self._turns:
+            raise InputError(f"session {self.session!r} has no turn to remove")
+        tid = len(self._turns) - 1
+        if not (self._window and self._window[-1] == tid) and tid >= self._n_system:
+            raise InputError(
+                f"turn {tid} of session {self.session!r} is already laid out on a page and cannot be "
+                "removed; only turns still in the recent window can be"
+            )
+
+    def _pop(self) -> Turn:
+        tid = len(self._turns) - 1
+        in_window = bool(self._window) and self._window[-1] == tid
+        turn = self._turns[tid].turn()
         self._store.delete_turn(self._sid, tid)
         rec = self._turns.pop()
         for call in rec.tool_calls:
@@ -350,16 +373,14 @@ class OpticalMemory:
             self._n_system -= 1
             self._packed_upto = tid
         self._save_session()
+        return turn
 
     def clear(self) -> None:
         """Remove every turn and page of this session; its config stays."""
         with self._lock:
             self._check_open()
-            try:
-                with self._store.transaction():
-                    self._store.clear_session(self._sid)
-            finally:
-                self._load()
+            self._write(lambda: self._store.clear_session(self._sid))
+            self._load()
 
     def _over_window(self) -> bool:
         cfg = self.config
@@ -594,8 +615,10 @@ class OpticalMemory:
         return text + tally.total(c.intro(1))
 
     def _check_open(self) -> None:
+        """Refuse a closed memory, and catch up with writes other processes made to the session."""
         if self._store.closed:
             raise StoreError("this memory is closed")
+        self._refresh()
 
     # --- the context (assembled by optical_memory.assembly) -------------------------------------------
 
@@ -987,14 +1010,35 @@ class OpticalMemory:
         if not self.config.keep_text:
             self._drop_paid_text([page.page_id])
 
-    def _write(self, action: Callable[[], _T]) -> _T:
-        """Run ``action`` in one transaction; if it fails, reload so that memory agrees with the store."""
+    def _write(self, action: Callable[[], _T], check: Callable[[], None] | None = None) -> _T:
+        """Run ``action`` in one write transaction of this session.
+
+        Inside it, the session is first reloaded if another writer (another process, or another memory
+        on the same file) changed it since this memory last saw it; then ``check`` validates the request
+        against that fresh state (raising before anything is written). If ``action`` fails, the
+        transaction rolls back and the memory reloads, so that memory and store never disagree.
+        """
+        started = False
         try:
             with self._store.transaction():
-                return action()
+                if self._store.version(self._sid) != self._version:
+                    logger.info("session %r changed in the store: reloading it before writing", self.session)
+                    self._load()
+                if check is not None:
+                    check()
+                started = True
+                result = action()
+                self._version = self._store.bump_version(self._sid)
+                return result
         except BaseException:
-            self._load()
+            if started:
+                self._load()
             raise
+
+    def _refresh(self) -> None:
+        """Reload the session if another writer changed it (what a reader calls before answering)."""
+        if self._store.version(self._sid) != self._version:
+            self._load()
 
     # --- async: the same calls on a worker thread, so an event loop never waits on SQLite or rendering ---
 

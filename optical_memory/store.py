@@ -10,7 +10,8 @@ loss can lose the last few commits; ``Store(path, durable=True)`` sets ``synchro
 Schema (``PRAGMA user_version`` holds its version; :data:`MIGRATIONS` maps each version to the function
 that upgrades the previous one; a file from a newer version is refused with :class:`StoreError`)::
 
-    sessions      one row per named session: its config (JSON), the page packer's state, counters
+    sessions      one row per named session: its config (JSON), the page packer's state, counters, and its
+                  write version (bumped by every write transaction of the session)
     turns         (session, turn_id): role, name, content (NULL once forgotten), token counts per encoding,
                   tool calls (JSON, assistant turns) and the call a tool turn answers
     pages         (session, page_id): rung, PNG at that rung (NULL once forgotten), spans, ages, pin, and
@@ -24,17 +25,26 @@ that upgrades the previous one; a file from a newer version is refused with :cla
                   it was learned from (shared by every session of the file)
 
 Version 1 had an unused ``vision_cache`` table; version 2 replaces it with ``vision_tokens``; version 3
-adds tool calls to turns, text costs to pages, and the calibration table; version 4 adds turn images.
+adds tool calls to turns, text costs to pages, and the calibration table; version 4 adds turn images;
+version 5 the sessions' write versions.
 
 One connection per store, shared across threads (``check_same_thread=False``); the memory facade
-serialises every call with its own lock. Several sessions can share one file; one session should be
-open in one process at a time.
+serialises every call with its own lock.
+
+Many processes may share one file, and one session: SQLite lets one write transaction run at a time
+(``BEGIN IMMEDIATE``; a writer waits up to ``busy_timeout``, 30 s, for another), and in WAL mode readers never
+block writers nor see a half-written transaction. Each write transaction of a session bumps its
+``version``; a memory whose last known version differs reloads the session inside the transaction before
+writing, so a second writer appends after the first instead of colliding with it, and a reader
+(``context()``, ``pages()``) reloads before answering. A writer killed mid-transaction leaves nothing of it:
+the next open rolls the WAL back to the last commit.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import sqlite3
 import threading
 import time
@@ -47,7 +57,7 @@ from optical_memory.errors import StoreError
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 MEMORY = ":memory:"
 
 
@@ -165,13 +175,45 @@ def _v4(conn: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _v1, 2: _v2, 3: _v3, 4: _v4}
+def _v5(conn: sqlite3.Connection) -> None:
+    """Version 5: a session's write version, so a second writer notices and reloads."""
+    _script(conn, "ALTER TABLE sessions ADD COLUMN version INTEGER NOT NULL DEFAULT 0")
+
+
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _v1, 2: _v2, 3: _v3, 4: _v4, 5: _v5}
 """Schema version -> the function that upgrades a store from the version before it."""
+
+
+_URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://(.*)$")
+
+
+def store_path(where: str | Path) -> str:
+    """The SQLite file a store location names: a path, ``sqlite:///path`` or ``:memory:``.
+
+    Raises:
+        StoreError: For a URL of another kind (nothing is created then).
+    """
+    text = str(where)
+    match = _URL.match(text) if isinstance(where, str) else None
+    if match is None:
+        return text
+    scheme, rest = match.group(1).lower(), match.group(2)
+    if scheme == "sqlite" and rest.startswith("/"):
+        return rest[1:] or MEMORY
+    if scheme.startswith("postgres"):
+        raise StoreError(
+            "PostgreSQL stores are not supported by this version of optical-memory yet: "
+            "give a SQLite file path (several processes can share one file)"
+        )
+    raise StoreError(
+        f"unknown store location {text!r}: give a SQLite file path, or sqlite:///path/to/file.db"
+    )
 
 
 @dataclass(frozen=True, slots=True)
 class SessionRow:
-    """A stored session: its id, name, config JSON, packer state JSON, counters and the open page's pin."""
+    """A stored session: its id, name, config JSON, packer state JSON, counters, the open page's pin and its
+    write version."""
 
     id: int
     name: str
@@ -180,6 +222,7 @@ class SessionRow:
     n_system: int
     packed_upto: int
     open_pin: str | None = None
+    version: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,7 +288,7 @@ class Store:
     """
 
     def __init__(self, path: str | Path = MEMORY, *, durable: bool = False) -> None:
-        self.path = str(path)
+        self.path = store_path(path)
         self._lock = threading.RLock()
         try:
             if self.path != MEMORY:
@@ -307,13 +350,37 @@ class Store:
             try:
                 yield
             except BaseException:
-                c.execute("ROLLBACK")
+                self._rollback()
                 raise
             try:
                 c.execute("COMMIT")
             except sqlite3.Error as exc:
-                c.execute("ROLLBACK")
+                self._rollback()
                 raise StoreError(f"cannot commit to the store {self.path}: {exc}") from exc
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """A read transaction: every read inside sees the same committed state (a write transaction
+        already open serves as one)."""
+        with self._lock:
+            c = self._c()
+            if c.in_transaction:
+                yield
+                return
+            try:
+                c.execute("BEGIN")
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot read the store {self.path}: {exc}") from exc
+            try:
+                yield
+            finally:
+                self._rollback()
+
+    def _rollback(self) -> None:
+        # only when a transaction is open: a ROLLBACK without one would mask the error that got us here
+        c = self._c()
+        if c.in_transaction:
+            c.execute("ROLLBACK")
 
     def _exec(self, sql: str, params: Sequence[object] = ()) -> sqlite3.Cursor:
         try:
@@ -332,11 +399,25 @@ class Store:
         """The session called ``name``, or None."""
         with self._lock:
             row = self._exec(
-                "SELECT id, name, config, packer_state, n_system, packed_upto, open_pin FROM sessions "
+                "SELECT id, name, config, packer_state, n_system, packed_upto, open_pin, version FROM sessions "
                 "WHERE name = ?",
                 (name,),
             ).fetchone()
         return None if row is None else SessionRow(*row)
+
+    def version(self, sid: int) -> int:
+        """A session's write version (bumped by :meth:`bump_version` in every write transaction)."""
+        with self._lock:
+            row = self._exec("SELECT version FROM sessions WHERE id = ?", (sid,)).fetchone()
+        if row is None:
+            raise StoreError(f"store {self.path}: session {sid} was removed")
+        return int(row[0])
+
+    def bump_version(self, sid: int) -> int:
+        """Count one more write of a session (inside its write transaction); returns the new version."""
+        with self._lock:
+            self._exec("UPDATE sessions SET version = version + 1 WHERE id = ?", (sid,))
+        return self.version(sid)
 
     def create_session(self, name: str, config: str) -> SessionRow:
         """Create an empty session (in its own transaction unless one is open)."""

@@ -50,7 +50,7 @@ def test_version_1_file_gains_the_vision_token_table(tmp_path):
     _v1_file(path)
     assert "vision_cache" in _tables(path)
     s = Store(path)
-    assert _version(path) == SCHEMA_VERSION == 4
+    assert _version(path) == SCHEMA_VERSION == 5
     assert "vision_tokens" in _tables(path) and "vision_cache" not in _tables(path)
     assert "calibration" in _tables(path)
     assert s.pages(1)[0].text_cost == {}  # pages from before version 3 have no text cost
@@ -159,3 +159,18 @@ def test_pages_round_trip_and_forget(tmp_path):
     s.close()
     with pytest.raises(StoreError, match="closed"):
         s.pages(sid)
+
+
+def test_store_urls_name_a_file_or_are_refused_without_creating_anything(tmp_path, monkeypatch):
+    from optical_memory.errors import StoreError
+    from optical_memory.memory import OpticalMemory
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(StoreError, match="PostgreSQL stores are not supported"):
+        OpticalMemory.open("postgresql://user@localhost/db", session="s")
+    with pytest.raises(StoreError, match="unknown store location"):
+        OpticalMemory.open("redis://localhost/0")
+    assert list(tmp_path.iterdir()) == []  # no folder named postgresql:, no file
+    with OpticalMemory.open(f"sqlite:///{tmp_path / 'm.db'}") as memory:
+        memory.add("hello", role="user")
+    assert (tmp_path / "m.db").exists()
