@@ -53,9 +53,10 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from PIL import Image
 
 from optical_memory import assembly, decay
+from optical_memory.backends import MEMORY
 from optical_memory.config import Budget, MemoryConfig, as_config
 from optical_memory.context import AddResult, Context, CostModel, PageInfo, turn_range, turn_text_tokens
-from optical_memory.errors import ConfigError, InputError, PageNotFoundError, StoreError
+from optical_memory.errors import ConfigError, InputError, OpticalMemoryError, PageNotFoundError, StoreError
 from optical_memory.formats import EMBEDDINGS, Item, PageItem, build_messages
 from optical_memory.images import encode_png
 from optical_memory.ladder import Rung, as_rung, rank
@@ -64,7 +65,7 @@ from optical_memory.providers import Provider, get_provider
 from optical_memory.records import Page, TurnLookup, TurnRecord
 from optical_memory.renderers import PagePacker
 from optical_memory.renderers.packer import page_capacity
-from optical_memory.store import MEMORY, Store
+from optical_memory.store import Store
 from optical_memory.tokens import DEFAULT_ENCODING, ENCODINGS
 from optical_memory.types import RenderedPage, Turn, TurnSpan, as_turn
 from optical_memory.vision import TokenRequest, Vision, page_tokens
@@ -154,7 +155,14 @@ class OpticalMemory:
     def _load(self) -> None:
         """(Re)build every in-memory structure from the store, from one consistent snapshot of it."""
         with self._store.snapshot():
-            self._load_snapshot()
+            try:
+                self._load_snapshot()
+            except (OpticalMemoryError, ValueError, KeyError, IndexError, TypeError) as exc:
+                if isinstance(exc, StoreError):
+                    raise
+                raise StoreError(
+                    f"{self._store.path}: session {self.session!r} holds damaged data ({exc})"
+                ) from exc
 
     def _load_snapshot(self) -> None:
         row = self._store.session(self.session)
@@ -1021,6 +1029,7 @@ class OpticalMemory:
         started = False
         try:
             with self._store.transaction():
+                self._store.lock_session(self._sid)
                 if self._store.version(self._sid) != self._version:
                     logger.info("session %r changed in the store: reloading it before writing", self.session)
                     self._load()

@@ -53,12 +53,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from optical_memory.backends import MEMORY, Backend, Row, SQLiteBackend
 from optical_memory.errors import StoreError
 
 logger = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 5
-MEMORY = ":memory:"
 
 
 def _v1(conn: sqlite3.Connection) -> None:
@@ -187,8 +187,9 @@ MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _v1, 2: _v2, 3
 _URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://(.*)$")
 
 
-def store_path(where: str | Path) -> str:
-    """The SQLite file a store location names: a path, ``sqlite:///path`` or ``:memory:``.
+def store_location(where: str | Path) -> str:
+    """What a store location names: a SQLite path (from a path, ``sqlite:///path`` or ``:memory:``), or a
+    ``postgresql://`` URL.
 
     Raises:
         StoreError: For a URL of another kind (nothing is created then).
@@ -200,13 +201,11 @@ def store_path(where: str | Path) -> str:
     scheme, rest = match.group(1).lower(), match.group(2)
     if scheme == "sqlite" and rest.startswith("/"):
         return rest[1:] or MEMORY
-    if scheme.startswith("postgres"):
-        raise StoreError(
-            "PostgreSQL stores are not supported by this version of optical-memory yet: "
-            "give a SQLite file path (several processes can share one file)"
-        )
+    if scheme in ("postgresql", "postgres"):
+        return text
     raise StoreError(
-        f"unknown store location {text!r}: give a SQLite file path, or sqlite:///path/to/file.db"
+        f"unknown store location {text!r}: give a SQLite file path, sqlite:///path/to/file.db, or a "
+        "postgresql:// URL"
     )
 
 
@@ -288,105 +287,87 @@ class Store:
     """
 
     def __init__(self, path: str | Path = MEMORY, *, durable: bool = False) -> None:
-        self.path = store_path(path)
+        where = store_location(path)
         self._lock = threading.RLock()
-        try:
-            if self.path != MEMORY:
-                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            self._conn = sqlite3.connect(
-                self.path, timeout=30.0, isolation_level=None, check_same_thread=False
-            )
-        except (sqlite3.Error, OSError) as exc:
-            raise StoreError(f"cannot open the store {self.path}: {exc}") from exc
-        try:
-            self._setup(durable)
-        except sqlite3.DatabaseError as exc:
-            self._conn.close()
-            raise StoreError(f"{self.path} is not a readable optical-memory store: {exc}") from exc
-        except StoreError:
-            self._conn.close()
-            raise
+        self._db: Backend | None
+        if where.startswith(("postgresql://", "postgres://")):
+            from optical_memory.postgres import PostgresBackend
 
-    def _setup(self, durable: bool) -> None:
-        c = self._conn
-        if self.path != MEMORY:
-            c.execute("PRAGMA journal_mode=WAL")
-        c.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
-        c.execute("PRAGMA foreign_keys=ON")
-        migrate(c)
+            self._db = PostgresBackend(where)
+        else:
+            self._db = SQLiteBackend(where, durable=durable, migrate=migrate)
+        self.path = self._db.where
 
     # --- plumbing -----------------------------------------------------------------------------------
 
     def close(self) -> None:
         """Close the connection (idempotent)."""
         with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None  # type: ignore[assignment]
+            if self._db is not None:
+                self._db.close()
+                self._db = None
 
     @property
     def closed(self) -> bool:
         """True once :meth:`close` was called."""
-        return self._conn is None
+        return self._db is None
 
-    def _c(self) -> sqlite3.Connection:
-        if self._conn is None:
+    def _c(self) -> Backend:
+        if self._db is None:
             raise StoreError("the store is closed")
-        return self._conn
+        return self._db
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        """One write transaction (``BEGIN IMMEDIATE`` ... ``COMMIT``; rolled back on any exception).
+        """One write transaction (``COMMIT`` at the end; rolled back on any exception).
 
         Raises:
-            StoreError: If SQLite fails (disk full, locked for longer than the timeout, ...).
+            StoreError: If the database fails (disk full, locked for longer than the timeout, ...).
         """
         with self._lock:
-            c = self._c()
-            try:
-                c.execute("BEGIN IMMEDIATE")
-            except sqlite3.Error as exc:
-                raise StoreError(f"cannot write to the store {self.path}: {exc}") from exc
+            db = self._c()
+            db.begin(write=True)
             try:
                 yield
             except BaseException:
-                self._rollback()
+                db.rollback()
                 raise
             try:
-                c.execute("COMMIT")
-            except sqlite3.Error as exc:
-                self._rollback()
-                raise StoreError(f"cannot commit to the store {self.path}: {exc}") from exc
+                db.commit()
+            except StoreError:
+                db.rollback()
+                raise
 
     @contextmanager
     def snapshot(self) -> Iterator[None]:
         """A read transaction: every read inside sees the same committed state (a write transaction
         already open serves as one)."""
         with self._lock:
-            c = self._c()
-            if c.in_transaction:
+            db = self._c()
+            if db.in_transaction:
                 yield
                 return
-            try:
-                c.execute("BEGIN")
-            except sqlite3.Error as exc:
-                raise StoreError(f"cannot read the store {self.path}: {exc}") from exc
+            db.begin(write=False)
             try:
                 yield
             finally:
-                self._rollback()
+                db.rollback()
 
-    def _rollback(self) -> None:
-        # only when a transaction is open: a ROLLBACK without one would mask the error that got us here
-        c = self._c()
-        if c.in_transaction:
-            c.execute("ROLLBACK")
+    def lock_session(self, sid: int) -> None:
+        """Inside a write transaction: hold this session's write lock until the transaction ends."""
+        with self._lock:
+            self._c().lock_session(sid)
 
-    def _exec(self, sql: str, params: Sequence[object] = ()) -> sqlite3.Cursor:
-        try:
-            return self._c().execute(sql, params)
-        except sqlite3.Error as exc:
-            raise StoreError(f"store {self.path}: {exc}") from exc
+    def _exec(self, sql: str, params: Sequence[object] = ()) -> list[Row]:
+        return self._c().execute(sql, params)
+
+    def _one(self, sql: str, params: Sequence[object] = ()) -> Row | None:
+        rows = self._exec(sql, params)
+        return rows[0] if rows else None
+
+    def _many(self, sql: str, rows: Sequence[Sequence[object]]) -> None:
+        if rows:
+            self._c().executemany(sql, rows)
 
     # --- sessions -------------------------------------------------------------------------------------
 
@@ -398,17 +379,17 @@ class Store:
     def session(self, name: str) -> SessionRow | None:
         """The session called ``name``, or None."""
         with self._lock:
-            row = self._exec(
+            row = self._one(
                 "SELECT id, name, config, packer_state, n_system, packed_upto, open_pin, version FROM sessions "
                 "WHERE name = ?",
                 (name,),
-            ).fetchone()
+            )
         return None if row is None else SessionRow(*row)
 
     def version(self, sid: int) -> int:
         """A session's write version (bumped by :meth:`bump_version` in every write transaction)."""
         with self._lock:
-            row = self._exec("SELECT version FROM sessions WHERE id = ?", (sid,)).fetchone()
+            row = self._one("SELECT version FROM sessions WHERE id = ?", (sid,))
         if row is None:
             raise StoreError(f"store {self.path}: session {sid} was removed")
         return int(row[0])
@@ -420,13 +401,16 @@ class Store:
         return self.version(sid)
 
     def create_session(self, name: str, config: str) -> SessionRow:
-        """Create an empty session (in its own transaction unless one is open)."""
+        """Create an empty session, or return the one another process created under that name meanwhile."""
         with self._lock:
-            cur = self._exec(
-                "INSERT INTO sessions (name, config, created) VALUES (?, ?, ?)", (name, config, time.time())
+            self._exec(
+                "INSERT INTO sessions (name, config, created) VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING",
+                (name, config, time.time()),
             )
-            assert cur.lastrowid is not None
-            return SessionRow(cur.lastrowid, name, config, None, 0, 0)
+            row = self.session(name)
+        if row is None:
+            raise StoreError(f"store {self.path}: session {name!r} could not be created")
+        return row
 
     def update_session(
         self,
@@ -475,7 +459,7 @@ class Store:
                     turn.tool_call_id,
                 ),
             )
-            self._c().executemany(
+            self._many(
                 "INSERT INTO turn_images (session, turn_id, idx, mime, width, height, data) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [(sid, turn.turn_id, i, *image) for i, image in enumerate(turn.images)],
@@ -497,17 +481,17 @@ class Store:
     def turn_packer_before(self, sid: int, turn_id: int) -> str | None:
         """The packer state saved just before a turn was packed (None when not saved)."""
         with self._lock:
-            row = self._exec(
+            row = self._one(
                 "SELECT packer_before FROM turns WHERE session = ? AND turn_id = ?", (sid, turn_id)
-            ).fetchone()
+            )
         return None if row is None else row[0]
 
     def drop_turn_text(self, sid: int, turn_ids: Sequence[int]) -> None:
         """Forget the text and images of these turns (their token counts stay)."""
         rows = [(sid, t) for t in turn_ids]
         with self._lock:
-            self._c().executemany("UPDATE turns SET content = NULL WHERE session = ? AND turn_id = ?", rows)
-            self._c().executemany("DELETE FROM turn_images WHERE session = ? AND turn_id = ?", rows)
+            self._many("UPDATE turns SET content = NULL WHERE session = ? AND turn_id = ?", rows)
+            self._many("DELETE FROM turn_images WHERE session = ? AND turn_id = ?", rows)
 
     def turns(self, sid: int) -> list[TurnRow]:
         """Every turn of a session, in order."""
@@ -516,7 +500,7 @@ class Store:
                 "SELECT turn_id, role, name, content, tokens, added, packer_before, tool_calls, tool_call_id "
                 "FROM turns WHERE session = ? ORDER BY turn_id",
                 (sid,),
-            ).fetchall()
+            )
             images: dict[int, list[tuple[str, int, int, bytes]]] = {}
             for tid, mime, width, height, data in self._exec(
                 "SELECT turn_id, mime, width, height, data FROM turn_images WHERE session = ? "
@@ -536,9 +520,7 @@ class Store:
         out: dict[int, str] = {}
         with self._lock:
             for t in turn_ids:
-                row = self._exec(
-                    "SELECT content FROM turns WHERE session = ? AND turn_id = ?", (sid, t)
-                ).fetchone()
+                row = self._one("SELECT content FROM turns WHERE session = ? AND turn_id = ?", (sid, t))
                 if row is not None and row[0] is not None:
                     out[t] = row[0]
         return out
@@ -588,7 +570,7 @@ class Store:
                 "SELECT page_id, rung, spans, text_tokens, missing_glyphs, sealed_at, pinned, "
                 "png IS NOT NULL, text_cost FROM pages WHERE session = ? ORDER BY page_id",
                 (sid,),
-            ).fetchall()
+            )
         return [
             PageRow(
                 r[0],
@@ -607,9 +589,7 @@ class Store:
     def page_png(self, sid: int, page_id: int) -> bytes | None:
         """The PNG bytes of a page at its stored rung (None when forgotten or missing)."""
         with self._lock:
-            row = self._exec(
-                "SELECT png FROM pages WHERE session = ? AND page_id = ?", (sid, page_id)
-            ).fetchone()
+            row = self._one("SELECT png FROM pages WHERE session = ? AND page_id = ?", (sid, page_id))
         return None if row is None else row[0]
 
     # --- vision-token cache ----------------------------------------------------------------------------
@@ -624,11 +604,11 @@ class Store:
         out: dict[tuple[int, str], TokenRow] = {}
         with self._lock:
             for page_id, rung in keys:
-                row = self._exec(
+                row = self._one(
                     "SELECT shape, data FROM vision_tokens WHERE session = ? AND page_id = ? AND rung = ? "
                     "AND encoder = ? AND dtype = ?",
                     (sid, page_id, rung, encoder, dtype),
-                ).fetchone()
+                )
                 if row is not None:
                     out[(page_id, rung)] = TokenRow(page_id, rung, tuple(json.loads(row[0])), dtype, row[1])
         return out
@@ -636,9 +616,10 @@ class Store:
     def put_vision_tokens(self, sid: int, encoder: str, rows: Sequence[TokenRow]) -> None:
         """Cache vision tokens for one encoder fingerprint (replacing earlier rows with the same key)."""
         with self._lock:
-            self._c().executemany(
-                "INSERT OR REPLACE INTO vision_tokens (session, page_id, rung, encoder, dtype, shape, data) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            self._many(
+                "INSERT INTO vision_tokens (session, page_id, rung, encoder, dtype, shape, data) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (session, page_id, rung, encoder, dtype) "
+                "DO UPDATE SET shape = excluded.shape, data = excluded.data",
                 [(sid, r.page_id, r.rung, encoder, r.dtype, json.dumps(list(r.shape)), r.data) for r in rows],
             )
 
@@ -649,7 +630,7 @@ class Store:
                 "SELECT page_id, rung, encoder, dtype FROM vision_tokens WHERE session = ? "
                 "ORDER BY page_id, rung, encoder, dtype",
                 (sid,),
-            ).fetchall()
+            )
         return [(r[0], r[1], r[2], r[3]) for r in rows]
 
     # --- calibration ------------------------------------------------------------------------------------
@@ -657,23 +638,23 @@ class Store:
     def calibration(self, model: str) -> tuple[float, int] | None:
         """The learned (ratio, samples) of a model, or None."""
         with self._lock:
-            row = self._exec("SELECT ratio, samples FROM calibration WHERE model = ?", (model,)).fetchone()
+            row = self._one("SELECT ratio, samples FROM calibration WHERE model = ?", (model,))
         return None if row is None else (float(row[0]), int(row[1]))
 
     def set_calibration(self, model: str, ratio: float, samples: int) -> None:
         """Save a model's learned ratio."""
         with self._lock:
             self._exec(
-                "INSERT OR REPLACE INTO calibration (model, ratio, samples, updated) VALUES (?, ?, ?, ?)",
+                "INSERT INTO calibration (model, ratio, samples, updated) VALUES (?, ?, ?, ?) ON CONFLICT (model) "
+                "DO UPDATE SET ratio = excluded.ratio, samples = excluded.samples, updated = excluded.updated",
                 (model, ratio, samples, time.time()),
             )
 
     def size_bytes(self) -> int:
-        """Bytes the database occupies (pages in use times page size; includes nothing of the WAL)."""
+        """Bytes the store's data occupies (SQLite: pages in use, nothing of the WAL; PostgreSQL: its
+        tables with their indexes and TOAST)."""
         with self._lock:
-            count = self._exec("PRAGMA page_count").fetchone()[0]
-            size = self._exec("PRAGMA page_size").fetchone()[0]
-        return int(count) * int(size)
+            return self._c().size_bytes()
 
 
 def migrate(conn: sqlite3.Connection) -> int:

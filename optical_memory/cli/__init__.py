@@ -1,7 +1,8 @@
 """The ``optical-memory`` command line: one module per command, listed in :data:`COMMANDS`.
 
 Each command module defines ``register(subparsers)``, which adds its parser and sets ``run``, and
-``run(args) -> int``. Errors the library raises on purpose are printed as one line, without a traceback.
+``run(args) -> int``. Errors the library raises on purpose are printed as one line, without a traceback
+(exit status 2), and so are OS errors the library does not wrap (exit status 1; ``-v`` logs the traceback).
 """
 
 from __future__ import annotations
@@ -53,8 +54,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.run(args) or 0)
     except OpticalMemoryError as exc:
-        print(f"optical-memory: error: {exc}", file=sys.stderr)
+        print(f"optical-memory: error: {_message(exc)}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader of stdout went away (`... | head`): stop quietly
+        _silence_stdout()
+        return 1
+    except (
+        OSError
+    ) as exc:  # the system refused something the library does not wrap: one line, not a traceback
+        logging.getLogger(__name__).debug("the failure in full", exc_info=True)
+        print(f"optical-memory: error: {_message(exc)} (run with -v for details)", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("optical-memory: interrupted", file=sys.stderr)
         return 130
+
+
+def _message(exc: BaseException) -> str:
+    """An error's message (its class name when it has none)."""
+    return str(exc) or type(exc).__name__
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so Python's exit-time flush does not fail again on the closed pipe."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout is not a real file (tests capture it)
+        pass

@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
 
 def run_forgetting(args: argparse.Namespace) -> int:
     """Measure and print the forgetting curve; write JSON and a plot when asked."""
-    from optical_memory.cli.files import write_json
+    from optical_memory.cli.files import save_image, write_json
     from optical_memory.cli.progress import progress
     from optical_memory.conversation import load_conversation
     from optical_memory.recall.forgetting import forgetting_curve, render_pages
@@ -100,9 +100,9 @@ def run_forgetting(args: argparse.Namespace) -> int:
         write_json(args.out, {"input": str(args.input), **curve.to_dict()})
         print(f"wrote {args.out}", file=sys.stderr)
     if args.plot is not None:
-        from optical_memory.recall.plot import save_curve
+        from optical_memory.recall.plot import draw_curve
 
-        save_curve(curve, args.plot)
+        save_image(args.plot, draw_curve(curve))
         print(f"wrote {args.plot}", file=sys.stderr)
     return 0
 

@@ -178,8 +178,7 @@ def write_pages(memory: OpticalMemory, folder: Path) -> list[dict[str, Any]]:
     Raises:
         InputError: If the folder cannot be written.
     """
-    from optical_memory.cli.files import make_folder, write_file, write_listing
-    from optical_memory.images import encode_png
+    from optical_memory.cli.files import make_folder, save_image, write_listing
     from optical_memory.ladder import Rung
 
     entries: list[dict[str, Any]] = []
@@ -201,7 +200,7 @@ def write_pages(memory: OpticalMemory, folder: Path) -> list[dict[str, Any]]:
         if info.rung is not Rung.FORGOTTEN:
             image = memory.page_image(info.page_id)
             name = f"page-{info.page_id:05d}.png"
-            write_file(folder / name, encode_png(image))
+            save_image(folder / name, image)
             entry["file"] = name
         entries.append(entry)
     write_listing(folder / "pages.json", entries)

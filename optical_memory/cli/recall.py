@@ -8,7 +8,8 @@ Two forms::
 The text goes to stdout; a one-line summary (reader, rung, seconds) to stderr. ``--stream`` prints the
 ``deepseek`` reader's text as it is generated. Reader settings (``--checkpoint``, ``--base-url``, ...) apply
 to the reader that uses them; :func:`add_reader_arguments` and :func:`reader_from_args` are shared with
-``optical-memory bench``.
+``optical-memory bench``. An image file is decoded by :func:`optical_memory.images.open_image_file`: PNG, JPEG,
+WebP, GIF, BMP or TIFF, at most 64 MiB and 25 million pixels; anything else is a one-line error (status 2).
 """
 
 from __future__ import annotations
@@ -107,18 +108,10 @@ def register(subparsers: Any) -> None:
 
 
 def _read_image(args: argparse.Namespace) -> Any:
-    from PIL import Image
-
+    from optical_memory.images import open_image_file
     from optical_memory.recall.api import default_reader_name
 
-    path: Path = args.image
-    if not path.is_file():
-        raise InputError(f"no such image file: {path}")
-    try:
-        with Image.open(path) as im:
-            image = im.copy()
-    except OSError as exc:
-        raise InputError(f"cannot read {path} as an image: {exc}") from exc
+    image = open_image_file(args.image)  # bounded: file size, pixels, formats
     if args.reader is None:
         args.reader = default_reader_name(text_kept=False)
     reader = reader_from_args(args)

@@ -37,11 +37,10 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Render ``args.input`` into ``args.out``; returns the exit status."""
-    from optical_memory.cli.files import make_folder, write_file, write_listing
+    from optical_memory.cli.files import make_folder, save_image, write_file, write_listing
     from optical_memory.cli.progress import progress
     from optical_memory.config import as_config
     from optical_memory.conversation import load_conversation
-    from optical_memory.images import encode_png
     from optical_memory.renderers import ChatRenderer
     from optical_memory.renderers.packer import page_capacity
 
@@ -57,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     pages = ChatRenderer(style).iter_pages(turns)
     for number, page in enumerate(progress(pages, total=estimate, label="render")):
         name = f"page-{number:05d}"
-        write_file(out / f"{name}.png", encode_png(page.image))
+        save_image(out / f"{name}.png", page.image)
         write_file(out / f"{name}.txt", page.text)
         entries.append(
             {

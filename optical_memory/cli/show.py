@@ -71,7 +71,6 @@ def save_sheet(sheet: Any, path: Path) -> None:
     Raises:
         InputError: If the file cannot be written.
     """
-    from optical_memory.cli.files import write_file
-    from optical_memory.images import encode_png
+    from optical_memory.cli.files import save_image
 
-    write_file(path, encode_png(sheet))
+    save_image(path, sheet)

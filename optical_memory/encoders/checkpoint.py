@@ -32,6 +32,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import os
 import struct
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -74,6 +75,11 @@ VISION_PREFIXES: tuple[str, ...] = (
 
 LANGUAGE_PREFIXES: tuple[str, ...] = ("model.embed_tokens.", "model.layers.", "model.norm.", "lm_head.")
 """Official tensor-name prefixes of the language model."""
+
+MAX_HEADER_BYTES = 100 * 1024 * 1024
+"""Largest safetensors header (the JSON table of tensors at the start of a file) accepted, in bytes. The
+official DeepSeek-OCR file's is about 300 kB; the length is checked before a file is handed to safetensors
+or its header read, so a corrupt or hostile file cannot make either allocate gigabytes."""
 
 _PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 _INDEX_NAME = "model.safetensors.index.json"
@@ -178,10 +184,9 @@ def _scan_safetensors(root: Path) -> dict[str, Path]:
                 "(for example with safetensors.torch.save_file) and try again"
             )
         raise CheckpointError(f"checkpoint folder {root} has no *.safetensors weights")
-    safe_open = _safe_open()
     weight_map: dict[str, Path] = {}
     for file in files:
-        with safe_open(str(file), framework="pt") as handle:
+        with _open_safetensors(file) as handle:
             for key in handle.keys():  # noqa: SIM118 - safe_open handles are not iterable
                 weight_map[key] = file
     return weight_map
@@ -319,13 +324,21 @@ def embedding_table(files: CheckpointFiles | str | Path) -> EmbeddingTable | Non
     if not isinstance(entry, dict):
         raise CheckpointError(f"{file.name} does not hold {EMBED_KEY} (named in the index)")
     kind = _MEMMAP_DTYPES.get(str(entry.get("dtype")))
-    shape = tuple(int(x) for x in entry.get("shape", ()))
+    try:
+        shape = tuple(int(x) for x in entry.get("shape", ()))
+    except (TypeError, ValueError):
+        shape = ()
     if kind is None or len(shape) != 2:
         raise CheckpointError(
             f"{EMBED_KEY} in {file.name} has dtype {entry.get('dtype')} and shape {shape}; expected a 2-D "
             "F32, F16 or BF16 tensor"
         )
-    begin = int(entry["data_offsets"][0])
+    begin, end = _data_span(file, EMBED_KEY, entry, data_start)
+    if shape[0] * shape[1] * np.dtype(kind[0]).itemsize != end - begin:
+        raise CheckpointError(
+            f"{EMBED_KEY} in {file.name} has shape {shape} but {end - begin:,} bytes of data; the file is "
+            "corrupt: download it again"
+        )
     weight = np.memmap(file, dtype=kind[0], mode="r", offset=data_start + begin, shape=shape)
     return EmbeddingTable(weight, kind[1])
 
@@ -356,8 +369,8 @@ def vision_fingerprint(files: CheckpointFiles) -> str:
         entry = header.get(key)
         if not isinstance(entry, dict):
             raise CheckpointError(f"{file.name} does not hold {key} (named in the index)")
-        begin, end = (int(x) for x in entry["data_offsets"])
-        digest.update(f"{key}|{entry['dtype']}|{entry['shape']}|".encode())
+        begin, end = _data_span(file, key, entry, data_start)
+        digest.update(f"{key}|{entry.get('dtype')}|{entry.get('shape')}|".encode())
         size = end - begin
         with file.open("rb") as fh:
             spans = (
@@ -371,15 +384,96 @@ def vision_fingerprint(files: CheckpointFiles) -> str:
     return "deepseek-ocr:" + digest.hexdigest()[:24]
 
 
-def _read_header(file: Path) -> tuple[int, dict[str, Any]]:
-    """(offset of the data section, parsed JSON header) of a safetensors file."""
+def _header_length(file: Path) -> int:
+    """The length of a safetensors file's JSON header, checked before anything reads the header.
+
+    Raises:
+        CheckpointError: If the file cannot be read, is shorter than the 8-byte length, declares a header
+            over :data:`MAX_HEADER_BYTES`, or one that runs past the end of the file.
+    """
     try:
         with file.open("rb") as fh:
-            (length,) = struct.unpack("<Q", fh.read(8))
+            prefix = fh.read(8)
+            size = os.fstat(fh.fileno()).st_size
+    except OSError as exc:
+        raise CheckpointError(f"cannot read the safetensors file {file}: {exc.strerror or exc}") from None
+    if len(prefix) < 8:
+        raise CheckpointError(
+            f"{file} is not a safetensors file: it holds {len(prefix)} bytes; download it again"
+        )
+    (length,) = struct.unpack("<Q", prefix)
+    if length > MAX_HEADER_BYTES:
+        raise CheckpointError(
+            f"{file} declares a {length:,}-byte safetensors header, over the {MAX_HEADER_BYTES:,}-byte cap "
+            "(optical_memory.encoders.checkpoint.MAX_HEADER_BYTES): the file is corrupt or not safetensors; "
+            "download it again"
+        )
+    if 8 + length > size:
+        raise CheckpointError(
+            f"{file} declares a {length:,}-byte safetensors header but holds only {size:,} bytes: the file "
+            "is truncated; download it again"
+        )
+    return int(length)
+
+
+def _read_header(file: Path) -> tuple[int, dict[str, Any]]:
+    """(offset of the data section, parsed JSON header) of a safetensors file.
+
+    Raises:
+        CheckpointError: See :func:`_header_length`; also for a header that is not a JSON object.
+    """
+    length = _header_length(file)
+    try:
+        with file.open("rb") as fh:
+            fh.seek(8)
             header = json.loads(fh.read(length))
-    except (OSError, struct.error, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:
         raise CheckpointError(f"cannot read the safetensors header of {file}: {exc}") from exc
+    if not isinstance(header, dict):
+        raise CheckpointError(f"the safetensors header of {file} is not a JSON object; download it again")
     return 8 + length, header
+
+
+def _data_span(file: Path, key: str, entry: Mapping[str, Any], data_start: int) -> tuple[int, int]:
+    """A header entry's ``data_offsets`` (relative to the data section), checked to lie within the file.
+
+    Raises:
+        CheckpointError: If the offsets are missing, malformed, or past the end of the file.
+    """
+    try:
+        begin, end = (int(x) for x in entry["data_offsets"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{file.name}: {key} has no valid data_offsets ({exc!r})") from None
+    try:
+        size = file.stat().st_size
+    except OSError as exc:
+        raise CheckpointError(f"cannot read the safetensors file {file}: {exc.strerror or exc}") from None
+    if not 0 <= begin <= end or data_start + end > size:
+        raise CheckpointError(
+            f"{file.name}: {key} spans bytes {begin}..{end} of the data, past the end of the file "
+            f"({size:,} bytes): the file is truncated or corrupt; download it again"
+        )
+    return begin, end
+
+
+@contextlib.contextmanager
+def _open_safetensors(file: Path) -> Iterator[Any]:
+    """``safetensors.safe_open`` (memory-mapped, torch), after :func:`_header_length` checked the header.
+
+    Raises:
+        CheckpointError: If the header is absurd or safetensors cannot read the file.
+        MissingDependencyError: If safetensors is not installed.
+    """
+    _header_length(file)
+    safe_open = _safe_open()
+    from safetensors import SafetensorError
+
+    try:
+        handle = safe_open(str(file), framework="pt")
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"cannot read the safetensors file {file}: {exc}") from exc
+    with handle:
+        yield handle
 
 
 def _safe_open() -> Any:
@@ -401,11 +495,10 @@ def _from_state_dict(
     """``from_pretrained`` on a lazy, memory-mapped state dict of ``keys``, then validate the report."""
     import torch
 
-    safe_open = _safe_open()
     with contextlib.ExitStack() as stack:
         handles, held = {}, {}
         for file in sorted({files.weight_map[k] for k in keys}):
-            handles[file] = stack.enter_context(safe_open(str(file), framework="pt"))  # memory-mapped
+            handles[file] = stack.enter_context(_open_safetensors(file))  # memory-mapped
             held[file] = set(handles[file].keys())
         state_dict = {}
         for key in keys:

@@ -68,13 +68,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast
 
+from optical_memory.backends import MEMORY
 from optical_memory.config import Budget, MemoryConfig, as_config
 from optical_memory.context import Context
 from optical_memory.errors import ConfigError, InputError
 from optical_memory.integrations.parts import image_part, text_part, unsupported_part, url_image_part
 from optical_memory.integrations.threads import require
 from optical_memory.memory import OpticalMemory
-from optical_memory.store import MEMORY, Store
+from optical_memory.store import Store
 from optical_memory.types import Turn, as_turn
 
 require("agents", "openai-agents", "the OpenAI Agents SDK adapter")

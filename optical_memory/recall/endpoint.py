@@ -19,7 +19,8 @@ with a server started with ``--logits-processors`` naming ``NGramPerReqLogitsPro
 DeepSeek-OCR recipe).
 
 Only the standard library is used (``urllib``). Connection failures, timeouts, HTTP 429 and 5xx are retried
-with exponential backoff; other HTTP errors fail at once. What cannot be reached is a
+with exponential backoff; other HTTP errors fail at once. A response body is read only up to
+:data:`MAX_RESPONSE_BYTES` (``max_response_bytes``). What cannot be reached is a
 :class:`~optical_memory.errors.RecallError` that names the URL and the settings to check.
 """
 
@@ -42,7 +43,7 @@ from optical_memory.images import encode_png
 from optical_memory.ladder import Rung
 from optical_memory.recall.base import Reading, resolve_rung
 
-__all__ = ["DEFAULT_BASE_URL", "DEFAULT_MODEL", "EndpointReader"]
+__all__ = ["DEFAULT_BASE_URL", "DEFAULT_MODEL", "MAX_RESPONSE_BYTES", "EndpointReader"]
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +51,11 @@ DEFAULT_BASE_URL = "http://localhost:8000/v1"
 DEFAULT_MODEL = "deepseek-ai/DeepSeek-OCR"
 DEFAULT_PROMPT = "Free OCR."
 """DeepSeek-OCR's plain-text prompt (the image goes first, as ``<image>\\nFree OCR.``)."""
+
+MAX_RESPONSE_BYTES = 16 * 1024 * 1024
+"""Largest response body read from the server, in bytes (a page's chat completion is a few kB to a few
+hundred kB even with ``max_tokens`` in the tens of thousands); a larger one is refused with
+:class:`~optical_memory.errors.RecallError` instead of being read into memory."""
 
 _RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 
@@ -71,6 +77,7 @@ class EndpointReader:
         retries: Attempts after the first one for retryable failures.
         backoff: Seconds before the first retry; doubled for each further one.
         extra_body: Extra JSON fields merged into the request (e.g. ``vllm_xargs``).
+        max_response_bytes: Largest response body read (default :data:`MAX_RESPONSE_BYTES`).
 
     Raises:
         ConfigError: For a base URL that is not http(s), or non-positive limits.
@@ -90,12 +97,17 @@ class EndpointReader:
         retries: int = 3,
         backoff: float = 1.0,
         extra_body: Mapping[str, Any] | None = None,
+        max_response_bytes: int | None = None,
     ) -> None:
         url = (base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
         if not url.startswith(("http://", "https://")):
             raise ConfigError(f"endpoint base_url must start with http:// or https://, got {url!r}")
         if max_tokens <= 0 or timeout <= 0 or retries < 0 or backoff < 0:
             raise ConfigError("endpoint max_tokens and timeout must be positive, retries and backoff >= 0")
+        cap = MAX_RESPONSE_BYTES if max_response_bytes is None else max_response_bytes
+        if not isinstance(cap, int) or cap <= 0:
+            raise ConfigError(f"endpoint max_response_bytes must be a positive number of bytes, got {cap!r}")
+        self.max_response_bytes = cap
         self.base_url = url
         self.model = model or os.environ.get("OPTICAL_MEMORY_OCR_MODEL") or DEFAULT_MODEL
         self.api_key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
@@ -129,7 +141,7 @@ class EndpointReader:
         req = urllib.request.Request(url, data=payload, headers=headers, method="POST")
         try:
             with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                raw = resp.read()
+                raw = self._read_body(url, resp)
         except urllib.error.HTTPError as exc:
             detail = exc.read(2000).decode("utf-8", "replace").strip()
             if exc.code in _RETRY_STATUS:
@@ -144,11 +156,31 @@ class EndpointReader:
             raise _Retryable(str(reason) or type(exc).__name__) from exc
         try:
             answer = json.loads(raw)
-        except json.JSONDecodeError as exc:
+        except (ValueError, RecursionError) as exc:  # not JSON, not UTF-8, or nested too deeply
             raise RecallError(f"the OCR endpoint {url} did not answer JSON: {raw[:200]!r}") from exc
         if not isinstance(answer, dict):
             raise RecallError(f"the OCR endpoint {url} answered {type(answer).__name__}, not an object")
         return answer
+
+    def _read_body(self, url: str, resp: Any) -> bytes:
+        """The response body, refused over :attr:`max_response_bytes` (by its Content-Length, else as read).
+
+        Raises:
+            RecallError: If the body is larger than the cap.
+        """
+        cap = self.max_response_bytes
+        too_big = RecallError(
+            f"the OCR endpoint {url} answered more than {cap:,} bytes, the cap on one response "
+            "(max_response_bytes, default optical_memory.recall.endpoint.MAX_RESPONSE_BYTES): is base_url "
+            "an OCR server? lower max_tokens or raise the cap"
+        )
+        declared = resp.headers.get("Content-Length")
+        if declared is not None and declared.strip().isdigit() and int(declared) > cap:
+            raise too_big
+        raw: bytes = resp.read(cap + 1)
+        if len(raw) > cap:
+            raise too_big
+        return raw
 
     def _post(self, body: dict[str, Any]) -> dict[str, Any]:
         url = f"{self.base_url}/chat/completions"

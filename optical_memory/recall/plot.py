@@ -15,6 +15,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
+from optical_memory.errors import InputError
 from optical_memory.recall.forgetting import FOX, ForgettingCurve
 
 __all__ = ["draw_curve", "save_curve"]
@@ -125,8 +126,15 @@ def _marker(
 
 
 def save_curve(curve: ForgettingCurve, path: str | Path) -> Path:
-    """Draw the curve and write it as a PNG; returns the path."""
+    """Draw the curve and write it as a PNG (creating its folder); returns the path.
+
+    Raises:
+        InputError: If the file or its folder cannot be written.
+    """
     out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    draw_curve(curve).save(out, format="PNG")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        draw_curve(curve).save(out, format="PNG")
+    except OSError as exc:
+        raise InputError(f"cannot write {out}: {exc.strerror or exc}") from None
     return out

@@ -20,11 +20,11 @@ def test_new_store_is_current_version_in_wal_mode(tmp_path):
     path = tmp_path / "m.db"
     s = Store(path)
     assert _version(path) == SCHEMA_VERSION
-    assert s._c().execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert s._c().execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+    assert s._c().execute("PRAGMA journal_mode")[0][0] == "wal"
+    assert s._c().execute("PRAGMA synchronous")[0][0] == 1  # NORMAL
     s.close()
     s = Store(path, durable=True)
-    assert s._c().execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    assert s._c().execute("PRAGMA synchronous")[0][0] == 2  # FULL
     s.close()
 
 
@@ -166,8 +166,9 @@ def test_store_urls_name_a_file_or_are_refused_without_creating_anything(tmp_pat
     from optical_memory.memory import OpticalMemory
 
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(StoreError, match="PostgreSQL stores are not supported"):
-        OpticalMemory.open("postgresql://user@localhost/db", session="s")
+    pytest.importorskip("psycopg")
+    with pytest.raises(StoreError, match="cannot connect to the store postgresql://"):
+        OpticalMemory.open("postgresql://user@127.0.0.1:1/db?connect_timeout=1", session="s")
     with pytest.raises(StoreError, match="unknown store location"):
         OpticalMemory.open("redis://localhost/0")
     assert list(tmp_path.iterdir()) == []  # no folder named postgresql:, no file

@@ -1,0 +1,96 @@
+"""The ``endpoint`` reader reads a bounded response body: a larger one is a clear RecallError."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from PIL import Image
+
+from optical_memory.errors import ConfigError, RecallError
+from optical_memory.recall import endpoint
+from optical_memory.recall.endpoint import MAX_RESPONSE_BYTES, EndpointReader
+from tests.servers import reply
+
+
+class _Server:
+    """Answers every POST with ``body``, with or without a Content-Length header."""
+
+    def __init__(self) -> None:
+        self.body = b""
+        self.declare_length = True
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers["Content-Length"]))
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                if server.declare_length:
+                    self.send_header("Content-Length", str(len(server.body)))
+                self.end_headers()  # HTTP/1.0 without a length: the body runs until the connection closes
+                self.wfile.write(server.body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join()
+
+
+@pytest.fixture
+def server() -> Iterator[_Server]:
+    s = _Server()
+    yield s
+    s.close()
+
+
+def _page() -> Image.Image:
+    return Image.new("L", (512, 512), 255)
+
+
+@pytest.mark.parametrize("declare_length", [True, False])
+def test_a_body_over_the_cap_is_refused(server: _Server, declare_length: bool) -> None:
+    server.declare_length = declare_length
+    server.body = json.dumps(reply("x" * 5000)).encode()
+    reader = EndpointReader(server.url, retries=0, max_response_bytes=1000)
+    with pytest.raises(RecallError, match=r"answered more than 1,000 bytes.*MAX_RESPONSE_BYTES") as info:
+        reader.read(_page())
+    assert server.url in str(info.value)
+
+
+@pytest.mark.parametrize("declare_length", [True, False])
+def test_a_body_within_the_cap_is_read(server: _Server, declare_length: bool) -> None:
+    server.declare_length = declare_length
+    server.body = json.dumps(reply("hello")).encode()
+    reader = EndpointReader(server.url, retries=0, max_response_bytes=len(server.body))
+    assert reader.read(_page()).text == "hello"
+
+
+def test_the_default_cap_is_the_module_constant(server: _Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert EndpointReader(server.url).max_response_bytes == MAX_RESPONSE_BYTES == 16 * 1024 * 1024
+    monkeypatch.setattr(endpoint, "MAX_RESPONSE_BYTES", 10)
+    server.body = json.dumps(reply("hello")).encode()
+    with pytest.raises(RecallError, match="more than 10 bytes"):
+        EndpointReader(server.url, retries=0).read(_page())
+    with pytest.raises(ConfigError, match="max_response_bytes"):
+        EndpointReader(server.url, max_response_bytes=0)
+
+
+@pytest.mark.parametrize(
+    "body", [b"\xff\xfe\x00garbage", b"[" * 100_000 + b"]" * 100_000], ids=["not-utf8", "deep"]
+)
+def test_undecodable_bodies_are_recall_errors(server: _Server, body: bytes) -> None:
+    server.body = body
+    with pytest.raises(RecallError, match="did not answer JSON"):
+        EndpointReader(server.url, retries=0).read(_page())

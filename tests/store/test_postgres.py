@@ -1,0 +1,70 @@
+"""The PostgreSQL store: the same memory semantics as SQLite (a reopen resumes exactly, tool calls, images,
+pop and clear), async calls, a second memory on the same session catching up, and clear errors."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+
+from optical_memory.errors import StoreError
+from optical_memory.memory import OpticalMemory
+from tests.memory.helpers import turns
+from tests.memory.test_tool_turns import agent_session
+from tests.memory.test_turn_images import chart_url, pasted
+
+CONFIG = {"provider": "openai:gpt-4o", "recent_turns": 4, "keep_text": True}
+
+
+def _session() -> str:
+    return f"s-{uuid.uuid4().hex[:8]}"
+
+
+def test_a_reopened_session_resumes_exactly(postgres_url: str) -> None:
+    session = _session()
+    with OpticalMemory.open(postgres_url, session=session, config=CONFIG) as memory:
+        for message in agent_session(20)[1:]:
+            memory.add(message)
+        memory.add(pasted("this chart", chart_url()))
+        before = memory.context(budget=None)
+        pages = memory.pages()
+    assert len(pages) >= 2
+    with OpticalMemory.open(postgres_url, session=session) as memory:
+        after = memory.context(budget=None)
+        assert after.messages == before.messages and after.usage == before.usage
+        assert [p.rung for p in memory.pages()] == [p.rung for p in pages]
+        assert memory.recall(0, reader="exact").text
+        memory.pop()
+        assert len(memory) == len(agent_session(20)) - 1
+        memory.clear()
+        assert len(memory) == 0 and memory.pages() == []
+
+
+def test_two_memories_on_one_session_take_turns(postgres_url: str) -> None:
+    session = _session()
+    first = OpticalMemory.open(postgres_url, session=session, config=CONFIG)
+    second = OpticalMemory.open(postgres_url, session=session)
+    for i, turn in enumerate(turns(20)):
+        (first if i % 2 == 0 else second).add(turn)  # each catches up with the other before writing
+    assert len(first) == len(second) == 20
+    assert first.context().messages == second.context().messages
+    first.close()
+    second.close()
+
+
+def test_async_adds_on_one_loop(postgres_url: str) -> None:
+    memory = OpticalMemory.open(postgres_url, session=_session(), config=CONFIG)
+
+    async def main() -> int:
+        await asyncio.gather(*(memory.aadd(t) for t in turns(30)))
+        return (await memory.acontext()).usage.context_tokens
+
+    assert asyncio.run(main()) > 0 and len(memory) == 30
+    memory.close()
+
+
+def test_an_unreachable_server_is_a_clear_error() -> None:
+    pytest.importorskip("psycopg")
+    with pytest.raises(StoreError, match=r"cannot connect to the store postgresql://u:\*\*\*@127.0.0.1:1/x"):
+        OpticalMemory.open("postgresql://u:secret@127.0.0.1:1/x?connect_timeout=2", session="s")
