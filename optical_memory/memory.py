@@ -52,7 +52,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from PIL import Image
 
-from optical_memory import assembly, decay
+from optical_memory import assembly, decay, telemetry
 from optical_memory.backends import MEMORY
 from optical_memory.config import Budget, MemoryConfig, as_config
 from optical_memory.context import AddResult, Context, CostModel, PageInfo, turn_range, turn_text_tokens
@@ -257,6 +257,17 @@ class OpticalMemory:
                 the batch made; nothing of the batch is stored then.
             StoreError: If the store cannot be written (nothing of the batch is kept then).
         """
+        with telemetry.operation("add", self.session) as op:
+            results = self._extend(turns)
+            op.set(
+                turns=len(results),
+                sealed=sum(len(r.sealed) for r in results),
+                demoted=sum(len(r.demoted) for r in results),
+            )
+            op.demoted(sum(len(r.demoted) for r in results))
+        return results
+
+    def _extend(self, turns: Sequence[Turn | Mapping[str, Any]]) -> list[AddResult]:
         checked = [as_turn(t) for t in turns]
         tokens = [{enc: turn_text_tokens(t.content, t.tool_calls, enc) for enc in ENCODINGS} for t in checked]
         with self._lock:
@@ -666,6 +677,27 @@ class OpticalMemory:
                 ``embeddings`` format for another provider or without a DeepSeek-OCR tokenizer configured.
             CheckpointError: If the configured checkpoint cannot be loaded.
         """
+        with telemetry.operation("context", self.session) as op:
+            ctx = self._context(provider=provider, budget=budget, format=format, detail=detail)
+            used = ctx.usage
+            op.set(
+                **{"gen_ai.provider.name": ctx.provider},
+                format=ctx.format,
+                context_tokens=used.context_tokens,
+                image_tokens=used.image_tokens,
+                history_text_tokens=used.history_text_tokens,
+            )
+            op.context(ctx.provider, used.history_text_tokens - used.context_tokens, used.pages_per_rung)
+        return ctx
+
+    def _context(
+        self,
+        *,
+        provider: str | None = None,
+        budget: Budget | Literal["config"] = "config",
+        format: str | None = None,
+        detail: str | None = None,
+    ) -> Context:
         target = get_provider(provider or self.config.provider, detail=detail)
         with self._lock:
             self._check_open()
@@ -931,6 +963,12 @@ class OpticalMemory:
             MissingDependencyError: If the reader needs an extra that is not installed.
             RecallError: If the reader fails.
         """
+        with telemetry.operation("recall", self.session) as op:
+            reading = self._recall(page_id, reader)
+            op.set(page=page_id, reader=reading.reader, chars=len(reading.text))
+        return reading
+
+    def _recall(self, page_id: int, reader: str | RecallBackend | None) -> Reading:
         from optical_memory.recall import recall_page
 
         return recall_page(self, page_id, reader)
