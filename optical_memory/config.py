@@ -73,6 +73,12 @@ class EncoderConfig(BaseModel):
     tokenizer: str | None = Field(
         default=None, description="A tokenizer.json to use instead of the one in the checkpoint folder."
     )
+    cache_mb: float | None = Field(
+        default=256.0,
+        gt=0,
+        description="Most megabytes of cached vision tokens a session keeps (the oldest pages' go first); "
+        "None keeps them all.",
+    )
 
     @field_validator("name")
     @classmethod

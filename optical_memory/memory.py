@@ -54,7 +54,7 @@ from PIL import Image
 
 from optical_memory import assembly, decay, telemetry
 from optical_memory.backends import MEMORY
-from optical_memory.config import Budget, MemoryConfig, as_config
+from optical_memory.config import Budget, EncoderConfig, MemoryConfig, as_config
 from optical_memory.context import AddResult, Context, CostModel, PageInfo, turn_range, turn_text_tokens
 from optical_memory.errors import ConfigError, InputError, OpticalMemoryError, PageNotFoundError, StoreError
 from optical_memory.formats import EMBEDDINGS, Item, PageItem, build_messages
@@ -788,11 +788,36 @@ class OpticalMemory:
         ]
         tokens, new_rows = page_tokens(self._store, self._sid, encoder, requests)
         if new_rows:
-            self._write(lambda: self._store.put_vision_tokens(self._sid, encoder.fingerprint, new_rows))
+            self._write(lambda: self._cache_tokens(encoder.fingerprint, new_rows))
         inputs = assembly.embedding_inputs(tokenizer, items, tokens, self._n_system, self._vision.table)
         image = int(inputs.image_mask.sum())
         usage = assembly.usage(records, cost, len(inputs) - image, image, shown, left_out, budget, 0)
         return Context([], None, usage, EMBEDDINGS, cost.provider.name, tuple(items), inputs)
+
+    def _cache_tokens(self, fingerprint: str, rows: list[Any]) -> None:
+        self._store.put_vision_tokens(self._sid, fingerprint, rows)
+        self._prune(fingerprint)
+
+    def _prune(self, fingerprint: str) -> int:
+        mb = (self.config.encoder or EncoderConfig()).cache_mb
+        return self._store.prune_vision_tokens(
+            self._sid, fingerprint, None if mb is None else int(mb * 2**20)
+        )
+
+    def prune(self) -> int:
+        """Bound the session's vision-token cache now: rows of encoders other than the configured one go,
+        then the oldest pages' rows beyond ``encoder.cache_mb`` (this happens after every encoding too).
+
+        Returns:
+            How many cached rows were deleted.
+
+        Raises:
+            CheckpointError: If the configured encoder cannot be set up (its fingerprint names the rows kept).
+        """
+        with self._lock:
+            self._check_open()
+            fingerprint = self._vision.encoder.fingerprint
+            return self._write(lambda: self._prune(fingerprint))
 
     def observe_usage(self, context: Context, input_tokens: int) -> float | None:
         """Learn from the input tokens a provider reported for a request built from ``context``.

@@ -623,6 +623,34 @@ class Store:
                 [(sid, r.page_id, r.rung, encoder, r.dtype, json.dumps(list(r.shape)), r.data) for r in rows],
             )
 
+    def prune_vision_tokens(self, sid: int, encoder: str, max_bytes: int | None) -> int:
+        """Delete a session's cached vision tokens of other encoders, then the oldest pages' rows until the
+        rest holds at most ``max_bytes``; returns how many rows went."""
+        with self._lock:
+            gone = self._one(
+                "SELECT COUNT(*) FROM vision_tokens WHERE session = ? AND encoder <> ?", (sid, encoder)
+            )
+            self._exec("DELETE FROM vision_tokens WHERE session = ? AND encoder <> ?", (sid, encoder))
+            deleted = int(gone[0]) if gone else 0
+            if max_bytes is None:
+                return deleted
+            rows = self._exec(
+                "SELECT page_id, rung, dtype, length(data) FROM vision_tokens WHERE session = ? "
+                "ORDER BY page_id DESC, rung, dtype",
+                (sid,),
+            )
+            kept, old = 0, []
+            for page_id, rung, dtype, size in rows:
+                kept += int(size)
+                if kept > max_bytes:
+                    old.append((sid, page_id, rung, encoder, dtype))
+            self._many(
+                "DELETE FROM vision_tokens WHERE session = ? AND page_id = ? AND rung = ? AND encoder = ? "
+                "AND dtype = ?",
+                old,
+            )
+        return deleted + len(old)
+
     def vision_token_keys(self, sid: int) -> list[tuple[int, str, str, str]]:
         """(page id, rung, encoder, dtype) of every cached row of a session, sorted (no data is read)."""
         with self._lock:

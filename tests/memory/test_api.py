@@ -29,6 +29,7 @@ def test_memory_methods():
         "pages",
         "pin",
         "pop",
+        "prune",
         "recall",
         "sync",
         "unpin",

@@ -232,3 +232,36 @@ def test_fake_encoder_with_the_checkpoint_tokenizer_and_embeddings(checkpoint: P
     assert e2.inputs_embeds is None and e2.image_embeds.shape[1] == 1280
     assert torch.equal(e.input_ids, e2.input_ids)
     assert "input_ids" in e2.batch()
+
+
+def test_the_vision_token_cache_is_bounded_and_prunes_other_encoders(checkpoint: Path) -> None:
+    m = OpticalMemory(config(checkpoint))
+    fill(m)
+    m.context(format="embeddings")
+    store = m._store
+    keys = store.vision_token_keys(m._sid)
+    sizes = [
+        len(r.data)
+        for r in store.vision_tokens(m._sid, keys[0][2], [(k[0], k[1]) for k in keys], keys[0][3]).values()
+    ]
+    assert len(keys) >= 3 and m.prune() == 0  # within the default 256 MB: nothing goes
+
+    fingerprint = keys[0][2]
+    store.put_vision_tokens(
+        m._sid,
+        "an-old-encoder",
+        [store.vision_tokens(m._sid, fingerprint, [keys[0][:2]], keys[0][3])[keys[0][:2]]],
+    )
+    assert m.prune() == 1 and {k[2] for k in store.vision_token_keys(m._sid)} == {fingerprint}
+
+    bound = OpticalMemory.open(
+        ":memory:",
+        config=config(
+            checkpoint, encoder={**config(checkpoint)["encoder"], "cache_mb": 2.5 * max(sizes) / 2**20}
+        ),
+    )
+    fill(bound)
+    bound.context(format="embeddings")
+    kept = bound._store.vision_token_keys(bound._sid)
+    assert len(kept) == 2  # the two newest pages' rows fit; the older ones went
+    assert [k[0] for k in kept] == sorted(k[0] for k in keys)[-2:]
