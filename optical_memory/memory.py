@@ -78,6 +78,8 @@ logger = logging.getLogger(__name__)
 _T = TypeVar("_T")
 CALIBRATION_BOUNDS = (0.5, 2.0)
 """The learned billed/predicted image ratio stays within these bounds (a report outside them is clipped)."""
+_EMBEDDINGS_FITS = 4
+"""How many times an ``embeddings`` context is fitted again when its positions overshoot the budget."""
 _CALIBRATION_MEMORY = 20
 """Reports a learned ratio averages over (later reports move it by at most 1/20 each)."""
 
@@ -709,32 +711,55 @@ class OpticalMemory:
             allow_text = fmt != EMBEDDINGS
             records = self._records()
             texts = assembly.page_texts(records, cost, allow_text=allow_text)
-            rungs, left_out = self._rungs(records, texts, cost, limit, allow_text=allow_text)
-            shown = assembly.show(records, rungs, texts, cost, allow_text=allow_text)
-            # hosted formats send PNG bytes: reuse the stored ones (hf and embeddings take pixels)
-            with_png = fmt not in ("hf", EMBEDDINGS)
-            older = assembly.older_items(
-                records,
-                rungs,
-                shown,
-                cost,
-                lambda p, r: self._images.item(p, r, with_png=with_png, detail=cost.detail(r)),
-                self._pending_png if with_png else lambda: None,
-            )
-            as_text = sum(shown.as_text) + shown.open_as_text
-            items = assembly.ordered(records, older)
-            if fmt == EMBEDDINGS:
-                return self._embeddings_context(records, items, cost, left_out, limit)
-            usage = assembly.message_usage(records, cost, items, left_out, limit, as_text)
-            formatted = build_messages(items, format=fmt, detail=target.detail)
-            return Context(
-                formatted.messages,
-                formatted.system,
-                usage,
-                fmt,
-                target.name,
-                tuple(items),
-                image_ratio=cost.ratio,
+
+            def build(fit_to: int | None) -> Context:
+                rungs, left_out = self._rungs(records, texts, cost, fit_to, allow_text=allow_text)
+                shown = assembly.show(records, rungs, texts, cost, allow_text=allow_text)
+                # hosted formats send PNG bytes: reuse the stored ones (hf and embeddings take pixels)
+                with_png = fmt not in ("hf", EMBEDDINGS)
+                older = assembly.older_items(
+                    records,
+                    rungs,
+                    shown,
+                    cost,
+                    lambda p, r: self._images.item(p, r, with_png=with_png, detail=cost.detail(r)),
+                    self._pending_png if with_png else lambda: None,
+                )
+                as_text = sum(shown.as_text) + shown.open_as_text
+                items = assembly.ordered(records, older)
+                if fmt == EMBEDDINGS:
+                    return self._embeddings_context(records, items, cost, left_out, limit)
+                usage = assembly.message_usage(records, cost, items, left_out, limit, as_text)
+                formatted = build_messages(items, format=fmt, detail=target.detail)
+                return Context(
+                    formatted.messages,
+                    formatted.system,
+                    usage,
+                    fmt,
+                    target.name,
+                    tuple(items),
+                    image_ratio=cost.ratio,
+                )
+
+            context = build(limit)
+            if limit is None:
+                return context
+            # the embeddings layout counts sequence positions (DeepSeek's tokenizer, special tokens), which
+            # the cost model only estimates: fit again to what the positions overshot, until they fit
+            fit_to = limit
+            for _ in range(_EMBEDDINGS_FITS):
+                if context.usage.context_tokens <= limit:
+                    return context
+                fit_to -= context.usage.context_tokens - limit
+                try:
+                    context = build(fit_to)
+                except ConfigError:  # what must stay no longer fits the smaller estimate
+                    break
+            if context.usage.context_tokens <= limit:
+                return context
+            raise ConfigError(
+                f"the {fmt} context takes {context.usage.context_tokens} positions, over the budget of {limit}: "
+                "raise the budget or keep fewer recent turns as text"
             )
 
     def _records(self) -> assembly.Records:

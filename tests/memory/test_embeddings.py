@@ -21,6 +21,7 @@ from optical_memory.embeddings import load_tokenizer  # noqa: E402
 from optical_memory.encoders import DeepSeekOCREncoder  # noqa: E402
 from optical_memory.encoders.preprocess import normalize_bytes, page_bytes  # noqa: E402
 from optical_memory.ladder import Rung  # noqa: E402
+from optical_memory.errors import ConfigError
 from optical_memory.memory import OpticalMemory  # noqa: E402
 from tests.encoders.tiny import make_tiny_model  # noqa: E402
 from tests.recall.helpers import make_reader_checkpoint  # noqa: E402
@@ -265,3 +266,18 @@ def test_the_vision_token_cache_is_bounded_and_prunes_other_encoders(checkpoint:
     kept = bound._store.vision_token_keys(bound._sid)
     assert len(kept) == 2  # the two newest pages' rows fit; the older ones went
     assert [k[0] for k in kept] == sorted(k[0] for k in keys)[-2:]
+
+
+def test_an_embeddings_context_fits_its_budget_in_positions(filled: OpticalMemory) -> None:
+    """The fit estimates text with o200k, the layout counts DeepSeek positions: the context is fitted again
+    until the positions fit (before, a context asked for 384 tokens could take 676)."""
+    whole = filled.context(format="embeddings", budget=None).usage.context_tokens
+    fitted = 0
+    for budget in range(whole - 40, 0, -97):
+        try:
+            usage = filled.context(format="embeddings", budget=budget).usage
+        except ConfigError:
+            continue
+        assert usage.context_tokens <= budget and usage.budget == budget
+        fitted += 1
+    assert fitted >= 2
