@@ -1,19 +1,28 @@
 """The memory core: add() latency as the history grows, context() time, store size, and compression ratios.
 
-    python benchmarks/memory.py [--turns 10000] [--out benchmarks/results/memory.json]
+    python benchmarks/memory.py [--turns 10000] [--source sample|chats] [--page-levels auto]
+                                [--out benchmarks/results/memory.json]
 
-A long, realistic conversation is built from the bundled sample (``optical_memory/data/sample_conversation.json``:
-English and Chinese, prose, code and tool output), repeated with small variations (a round number in each
-turn, paragraphs rotated), after its system prompt. Measured, in one process:
+With ``--source sample`` (the default), a long, realistic conversation is built from the bundled sample
+(``optical_memory/data/sample_conversation.json``: English and Chinese, prose, code and tool output), repeated
+with small variations (a round number in each turn, paragraphs rotated), after its system prompt. With
+``--source chats``, the real public chats of ``benchmarks/data/chats`` (see its ``SOURCES.md``) are replayed
+one after another in file-name order, again from the start until there are enough turns. Measured, in one
+process:
 
 * ``add()`` on a file store (WAL) with the default config: median, p99 and mean latency over the 100
   adds ending at 100, 1,000 and 10,000 turns. The baseline is the renderer's own work for the same turns
   in the same process, interleaved add by add: a bare :class:`~optical_memory.renderers.PagePacker` fed
-  the same turns plus a PNG encode of each sealed page. ``add / baseline`` shows what the memory adds (SQLite, bookkeeping, decay);
+  the same turns plus a PNG encode of each sealed page as it is stored (``decay.page_png``).
+  ``add / baseline`` shows what the memory adds (SQLite, bookkeeping, decay);
   flatness shows as the same figures at 100 and 10,000 turns.
 * ``context()`` time at each checkpoint: the Hugging Face format (PIL images, no encoding), OpenAI chat
   (base64 PNG per page), and OpenAI with a 32k budget.
-* store bytes per 1,000 turns (database plus WAL, after a checkpoint).
+* store bytes per 1,000 turns (database plus WAL, after a checkpoint), with its breakdown: page PNG bytes per
+  rung (and pages per rung), turn text kept (content, token counts, tool calls, packer states), and the
+  rest (SQLite pages, indexes, other tables, and free pages, also given alone). ``--page-levels 256``
+  stores pages with all 256 gray levels, as before pages kept fewer (``optical_memory.decay.page_levels``),
+  to compare on one machine.
 * the compression ratio ``history_text_tokens / context_tokens`` per provider at a few budgets, on the
   memory at 1,000 turns.
 
@@ -23,6 +32,7 @@ Results print as tables and go to a JSON file with the machine, versions and git
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -37,15 +47,16 @@ from typing import Any
 
 import PIL
 
-from optical_memory import __version__
+from optical_memory import __version__, decay
 from optical_memory.conversation import load_conversation
 from optical_memory.errors import ConfigError
-from optical_memory.images import encode_png
+from optical_memory.images import GRAY_LEVELS
 from optical_memory.memory import OpticalMemory
 from optical_memory.renderers import PagePacker, RenderStyle
 from optical_memory.types import Turn
 
 SAMPLE = Path(__file__).resolve().parents[1] / "optical_memory" / "data" / "sample_conversation.json"
+CHATS = sorted((Path(__file__).resolve().parent / "data" / "chats").glob("*.json"))
 CHECKPOINTS = (100, 1_000, 10_000)
 WINDOW = 100
 PROVIDERS = (
@@ -77,6 +88,12 @@ def long_conversation(n: int) -> list[Turn]:
     return out[:n]
 
 
+def real_chats(n: int) -> list[Turn]:
+    """``n`` turns of the real chats in ``benchmarks/data/chats``, one chat after another, cycling."""
+    chats = [load_conversation(path) for path in CHATS]
+    return list(itertools.islice(itertools.cycle(itertools.chain.from_iterable(chats)), n))
+
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -94,14 +111,14 @@ def window_stats(lat: list[float], end: int) -> dict[str, float]:
 class Baseline:
     """The renderer's own work per add: pack the turn leaving the window, encode the pages it sealed."""
 
-    def __init__(self, turns: list[Turn], recent: int, style: RenderStyle) -> None:
-        self.turns, self.recent, self.packer = turns, recent, PagePacker(style)
+    def __init__(self, turns: list[Turn], recent: int, style: RenderStyle, levels: int) -> None:
+        self.turns, self.recent, self.packer, self.levels = turns, recent, PagePacker(style), levels
 
     def step(self, i: int) -> None:
         j = i - self.recent
         if j >= 1:  # turn 0 is the system prompt, which stays text
             for page in self.packer.add(self.turns[j], j):
-                encode_png(page.image)
+                decay.page_png(page.image, self.levels)
 
 
 def timed(fn: Any, repeat: int = 3) -> float:
@@ -119,11 +136,38 @@ def store_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.parent.glob(path.name + "*"))
 
 
+def store_breakdown(path: Path) -> dict[str, Any]:
+    """Where a store's bytes go: page PNGs per rung, kept turn text, and the rest (after a checkpoint)."""
+    total = store_bytes(path)
+    with sqlite3.connect(path) as conn:
+        rungs = conn.execute(
+            "SELECT rung, COUNT(*), COALESCE(SUM(LENGTH(png)), 0) FROM pages GROUP BY rung ORDER BY rung"
+        ).fetchall()
+        (text,) = conn.execute(
+            "SELECT COALESCE(SUM(COALESCE(LENGTH(CAST(content AS BLOB)), 0) + LENGTH(tokens)"
+            " + COALESCE(LENGTH(CAST(tool_calls AS BLOB)), 0)"
+            " + COALESCE(LENGTH(CAST(packer_before AS BLOB)), 0)), 0) FROM turns"
+        ).fetchone()
+        (free_pages,) = conn.execute("PRAGMA freelist_count").fetchone()
+        (page_size,) = conn.execute("PRAGMA page_size").fetchone()
+    png = {rung: {"pages": count, "bytes": size} for rung, count, size in rungs}
+    png_total = sum(r["bytes"] for r in png.values())
+    return {
+        "total": total,
+        "png": png,
+        "png_total": png_total,
+        "turn_text": text,
+        "other": total - png_total - text,
+        "free": free_pages * page_size,
+    }
+
+
 def run_scaling(turns: list[Turn], tmp: Path, marks: tuple[int, ...]) -> dict[str, Any]:
     path = tmp / "bench.db"
     memory = OpticalMemory.open(path)
     recent = memory.config.recent_turns or 0
-    baseline = Baseline(turns, recent, memory.profile.style())
+    profile = memory.profile
+    baseline = Baseline(turns, recent, profile.style(), decay.page_levels(profile, profile.top))
     lat: list[float] = []
     base: list[float] = []
     checkpoints: dict[int, dict[str, Any]] = {}
@@ -144,7 +188,7 @@ def run_scaling(turns: list[Turn], tmp: Path, marks: tuple[int, ...]) -> dict[st
                 "context_openai_32k_ms": timed(
                     lambda: memory.context(provider="openai:gpt-4o", budget=32_000)
                 ),
-                "store_bytes": store_bytes(path),
+                "store": store_breakdown(path),
             }
             if n == min(1_000, marks[-1]):
                 ratio_memory = run_ratios(memory)
@@ -157,7 +201,7 @@ def run_scaling(turns: list[Turn], tmp: Path, marks: tuple[int, ...]) -> dict[st
             "add": mine,
             "baseline": ref,
             "add_over_baseline_mean": mine["mean_ms"] / ref["mean_ms"],
-            "store_bytes_per_1000_turns": extra["store_bytes"] / n * 1000,
+            "store_bytes_per_1000_turns": extra["store"]["total"] / n * 1000,
             **extra,
         }
     return {"checkpoints": rows, "ratios": ratio_memory}
@@ -218,6 +262,21 @@ def print_tables(result: dict[str, Any]) -> None:
             f"{row['context_openai_ms']:>7.0f}ms {row['context_openai_32k_ms']:>7.0f}ms "
             f"{row['store_bytes_per_1000_turns'] / 1024:>11.0f}"
         )
+    print(
+        f"\n{'turns':>6} {'MB/1k turns':>11} {'png MB':>8} {'text MB':>8} {'other MB':>8} {'free MB':>8}"
+        "  PNG per rung"
+    )
+    for n, row in result["checkpoints"].items():
+        st = row["store"]
+        rungs = "  ".join(
+            f"{rung} {r['pages']}p {r['bytes'] / 1e6:.2f} MB "
+            f"({r['bytes'] / max(r['pages'], 1) / 1024:.0f} KB/p)"
+            for rung, r in st["png"].items()
+        )
+        print(
+            f"{n:>6} {row['store_bytes_per_1000_turns'] / 1e6:>11.2f} {st['png_total'] / 1e6:>8.2f} "
+            f"{st['turn_text'] / 1e6:>8.2f} {st['other'] / 1e6:>8.2f} {st['free'] / 1e6:>8.2f}  {rungs}"
+        )
     if result["ratios"]:
         print(
             f"\n{'provider':<30} {'budget':>7} {'history':>8} {'context':>8} {'ratio':>6}  rungs (L/B/S/T/F)"
@@ -236,10 +295,25 @@ def print_tables(result: dict[str, Any]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--turns", type=int, default=CHECKPOINTS[-1])
+    parser.add_argument(
+        "--source",
+        choices=("sample", "chats"),
+        default="sample",
+        help="the bundled sample, varied and repeated, or the real chats of benchmarks/data/chats replayed",
+    )
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/memory.json"))
+    parser.add_argument(
+        "--page-levels",
+        choices=("auto", *map(str, GRAY_LEVELS)),
+        default="auto",
+        help="gray levels of stored pages at every rung (auto: decay.page_levels; 256: as stored before)",
+    )
     args = parser.parse_args()
-    checkpoints = tuple(c for c in CHECKPOINTS if c <= args.turns) or (args.turns,)
-    turns = long_conversation(args.turns)
+    if args.page_levels != "auto":
+        levels = int(args.page_levels)
+        decay.page_levels = lambda profile, rung: levels
+    checkpoints = tuple(sorted({c for c in CHECKPOINTS if c <= args.turns} | {args.turns}))
+    turns = long_conversation(args.turns) if args.source == "sample" else real_chats(args.turns)
     warm = PagePacker(OpticalMemory().profile.style())  # load fonts and caches once, for both sides
     warm.add(turns[1], 1)
     warm.seal()
@@ -247,6 +321,8 @@ def main() -> None:
         result = run_scaling(turns, Path(tmp), checkpoints)
     result["environment"] = environment()
     result["turns"] = args.turns
+    result["source"] = args.source
+    result["page_levels"] = args.page_levels
     print_tables(result)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))

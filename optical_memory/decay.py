@@ -8,6 +8,9 @@ Internal to :mod:`optical_memory.memory`, which calls these under its lock and i
   a new rung: downsampled from its stored image, downsampled from a re-render (:meth:`PageImages.rerender`,
   the packer replayed from the state saved just before the page's first turn), or no image once forgotten.
   A page never becomes sharper by itself: only a pin asks for a re-render.
+- A page image at a rung keeps :func:`page_levels` gray levels (16; 6 at the last rung where the glyphs
+  are large enough): that is the image cached, stored (a 4-bit grayscale PNG, a quarter to a half of the
+  8-bit one's bytes) and sent, the same pixels before and after a reload.
 """
 
 from __future__ import annotations
@@ -19,13 +22,57 @@ from PIL import Image
 
 from optical_memory.errors import PageNotFoundError, StoreError
 from optical_memory.formats import PageItem, page_label
-from optical_memory.images import decode_png, downsample, encode_png
+from optical_memory.images import decode_png, downsample, encode_png, quantize_gray
 from optical_memory.ladder import Rung
 from optical_memory.policies import PageState
 from optical_memory.profiles import RenderProfile
 from optical_memory.records import ImageCache, Page, TurnLookup
 from optical_memory.renderers import PagePacker, RenderStyle
 from optical_memory.store import Store
+
+FINE_LEVELS = 16
+"""Gray levels a page keeps at a rung that feeds a lower one, or where its glyphs are small (a 4-bit PNG)."""
+COARSE_LEVELS = 6
+"""Gray levels a page keeps at its profile's last rung when the glyphs there are at least
+:data:`COARSE_GLYPH_PX` (also a 4-bit PNG, with fewer distinct values: about two thirds of the bytes)."""
+COARSE_GLYPH_PX = 8.5
+"""Prose glyph size (px) at the last rung from which pages there keep :data:`COARSE_LEVELS`.
+
+Measured with rapidocr against 256 levels on 10 real chat pages (``benchmarks/data/chats``) demoted one rung
+at a time, in character accuracy points: 16 levels at every rung cost 0.1 at DeepSeek-OCR's Tiny (8.8 px
+glyphs) and 0.6 at Anthropic's Tiny (6.6 px); 6 levels at the last rung cost 0.8 at DeepSeek-OCR's Tiny and
+none on Gemini 2's one rung (11 px), but 3.8 at Anthropic's Tiny. Upper rungs keep 16 levels because every
+lower rung is made from them: with 6 levels from Large to Small, Anthropic's Tiny lost 2.0 points, not 0.6.
+"""
+
+
+def page_levels(profile: RenderProfile, rung: Rung) -> int:
+    """The gray levels a page of ``profile`` keeps at ``rung``.
+
+    :data:`COARSE_LEVELS` at the profile's last rung (where pages stay, so where the store's bytes are)
+    when its prose glyphs are at least :data:`COARSE_GLYPH_PX`: ``body_px`` scaled by the rung's size over
+    the top rung's. :data:`FINE_LEVELS` everywhere else.
+    """
+    if profile.clamp(rung) is not profile.last:
+        return FINE_LEVELS
+    top, shape = profile.shape(profile.top), profile.shape(rung)
+    glyph_px = profile.body_px * min(shape.width / top.width, shape.height / top.height)
+    return COARSE_LEVELS if glyph_px >= COARSE_GLYPH_PX else FINE_LEVELS
+
+
+def keep_levels(image: Image.Image, levels: int) -> Image.Image:
+    """A page image with ``levels`` gray levels; one that is not grayscale (pages are mode ``L``) as it is."""
+    return quantize_gray(image, levels) if image.mode == "L" else image
+
+
+def page_png(image: Image.Image, levels: int) -> tuple[Image.Image, bytes]:
+    """A page image as kept with ``levels`` gray levels (:func:`keep_levels`), and its PNG bytes.
+
+    The bytes are deterministic, and the image returned has exactly the pixels they decode to, so a cached
+    page and a page read back from the store are the same.
+    """
+    kept = keep_levels(image, levels)
+    return kept, encode_png(kept, levels=levels if kept.mode == "L" else 256)
 
 
 def page_state(
@@ -82,17 +129,23 @@ class PageImages:
         self._cache = ImageCache()
 
     def _resize(self, image: Image.Image, rung: Rung) -> Image.Image:
+        """The page at ``rung``'s size, with the gray levels a page keeps at that rung."""
         shape = self.profile.shape(rung)
-        return downsample(image, shape.width, shape.height)
+        return keep_levels(downsample(image, shape.width, shape.height), page_levels(self.profile, rung))
+
+    def png(self, image: Image.Image, rung: Rung) -> tuple[Image.Image, bytes]:
+        """A page image of ``rung``'s size as kept at that rung (:func:`page_levels`), and its PNG bytes."""
+        return page_png(image, page_levels(self.profile, rung))
 
     def clear(self) -> None:
         """Forget every decoded image (after a reload)."""
         self._cache.clear()
 
     def insert(self, page: Page, image: Image.Image) -> None:
-        """Store a newly sealed page with its image (at the page's rung)."""
-        self._store.insert_page(self._sid, page.to_row(), encode_png(image))
-        self._cache.put(page.page_id, page.rung, image)
+        """Store a newly sealed page with its image (at the page's rung, with the levels kept there)."""
+        kept, png = self.png(image, page.rung)
+        self._store.insert_page(self._sid, page.to_row(), png)
+        self._cache.put(page.page_id, page.rung, kept)
 
     def get(self, page: Page, rung: Rung, png: bytes | None = None) -> Image.Image:
         """A page's image at ``rung`` (its stored rung or lower); the cache keeps the returned image.
@@ -141,10 +194,11 @@ class PageImages:
             top: A fresh render at the top rung to downsample (for a sharper rung); else the stored image.
         """
         image: Image.Image | None = None
+        png: bytes | None = None
         if rung is not Rung.FORGOTTEN:
             source = top if top is not None else self.get(page, page.rung)
-            image = self._resize(source, rung)
-        png = None if image is None else encode_png(image)
+            shape = self.profile.shape(rung)
+            image, png = self.png(downsample(source, shape.width, shape.height), rung)
         self._store.set_page_image(self._sid, page.page_id, rung.value, png)
         self._cache.drop(page.page_id)
         if image is not None:

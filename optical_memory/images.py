@@ -5,11 +5,11 @@ DeepSeek-OCR paper describes for its optical-forgetting sketch. Stored pages are
 refuses absurd sizes so a corrupted or hostile store cannot exhaust memory (a decompression bomb). Image
 files a user gives are opened through :func:`open_image_file`, which caps the file size and the pixels too.
 
-A stored page keeps fewer gray levels than its render (:func:`encode_png` with ``bits=4``: 16 evenly
-spaced levels, black and white among them): antialiased text needs a few levels to stay legible, not 256,
-and a 4-bit grayscale PNG is under half the bytes of the 8-bit one, in the store and in every request that
-sends it. It still decodes to a mode ``L`` image (grayscale, not a palette), whose pixels are
-:func:`quantize_gray` of the page.
+A stored page keeps fewer gray levels than its render (:func:`encode_png` with ``levels=16`` or ``6``,
+evenly spaced, black and white among them, in a 4-bit grayscale PNG): antialiased text needs a few levels
+to stay legible, not 256, and such a PNG is a quarter to a half of the 8-bit one's bytes, in the store and in
+every request that sends it. It still decodes to a mode ``L`` image (grayscale, not a palette), whose
+pixels are :func:`quantize_gray` of the page.
 """
 
 from __future__ import annotations
@@ -43,9 +43,10 @@ IMAGE_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF")
 _DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, IndexError, TypeError, struct.error)
 """What Pillow raises for truncated or malformed data (UnidentifiedImageError is an OSError)."""
 
-GRAY_BITS = (2, 4, 8)
-"""The grayscale bit depths :func:`encode_png` writes: 4, 16 or 256 levels (PNG's 1-bit gray is left out:
-Pillow decodes it to mode ``1``, not ``L``)."""
+GRAY_LEVELS = (4, 6, 16, 256)
+"""The gray levels :func:`encode_png` keeps: 4 (a 2-bit grayscale PNG), 6 or 16 (4-bit), or all 256 (8-bit).
+Evenly spaced levels that a PNG grayscale bit depth holds exactly, so a page decodes to mode ``L`` (PNG's
+1-bit gray is left out: Pillow decodes it to mode ``1``)."""
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _DEFLATE_LEVEL = 6
@@ -72,51 +73,62 @@ def downsample(image: Image.Image, width: int, height: int | None = None) -> Ima
     return image.resize((width, height), Image.Resampling.LANCZOS)
 
 
-def _check_bits(bits: int) -> None:
-    if bits not in GRAY_BITS:
-        raise InputError(f"gray bit depth must be one of {', '.join(map(str, GRAY_BITS))}; got {bits!r}")
+def _check_levels(levels: int) -> None:
+    if levels not in GRAY_LEVELS:
+        raise InputError(f"gray levels must be one of {', '.join(map(str, GRAY_LEVELS))}; got {levels!r}")
+
+
+def _png_bits(levels: int) -> int:
+    """The smallest PNG grayscale bit depth whose values hold ``levels`` evenly spaced levels exactly."""
+    return 2 if levels == 4 else 4 if levels in (6, 16) else 8
 
 
 @functools.cache
-def _level_tables(bits: int) -> tuple[list[int], list[int]]:
-    """Per 8-bit value: the index of its nearest level, and that level's 8-bit value."""
-    top = (1 << bits) - 1
-    index = [(v * top + 127) // 255 for v in range(256)]  # round half up, in integers
-    return index, [i * 255 // top for i in index]
+def _level_table(levels: int, scale: int = 1) -> list[int]:
+    """Per 8-bit value: its nearest of ``levels`` evenly spaced levels, as the 8-bit value over ``scale``."""
+    step = 255 // (levels - 1)  # 85, 51, 17 or 1: every level is a whole 8-bit value
+    return [(v + step // 2) // step * step // scale for v in range(256)]
 
 
-def quantize_gray(image: Image.Image, bits: int) -> Image.Image:
-    """A grayscale image with ``2**bits`` evenly spaced levels (0 and 255 among them), each pixel rounded.
+def quantize_gray(image: Image.Image, levels: int) -> Image.Image:
+    """A grayscale image with ``levels`` evenly spaced gray levels (0 and 255 among them), each pixel rounded.
 
-    These are exactly the pixels that :func:`encode_png` with the same ``bits`` stores (and that
-    :func:`decode_png` gives back); ``bits=8`` returns the image itself.
+    These are exactly the pixels that :func:`encode_png` with the same ``levels`` stores (and that
+    :func:`decode_png` gives back). Quantizing twice changes nothing; ``levels=256`` returns the image.
 
     Raises:
-        InputError: If ``bits`` is not 2, 4 or 8, or the image is not mode ``L`` when ``bits < 8``.
+        InputError: If ``levels`` is not in :data:`GRAY_LEVELS`, or the image is not mode ``L`` when
+            ``levels < 256``.
     """
-    _check_bits(bits)
-    if bits == 8:
+    _check_levels(levels)
+    if levels == 256:
         return image
+    _check_gray(image)
+    return image.point(_level_table(levels))
+
+
+def _check_gray(image: Image.Image) -> None:
     if image.mode != "L":
         raise InputError(f"only grayscale (mode L) images take fewer gray levels; got mode {image.mode}")
-    return image.point(_level_tables(bits)[1])
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
-def _encode_low_depth(image: Image.Image, bits: int) -> bytes:
-    """A grayscale PNG of ``bits`` bits a pixel: rows packed most significant bits first, filter None.
+def _encode_low_depth(image: Image.Image, levels: int) -> bytes:
+    """A grayscale PNG of 2 or 4 bits a pixel: rows packed most significant bits first, filter None.
 
     Written here rather than by Pillow, whose PNG writer takes a bit depth for mode ``L`` only in recent
     releases; filter None also compresses packed text pages better than Pillow's adaptive filters.
     """
-    levels = np.asarray(image.point(_level_tables(bits)[0]), dtype=np.uint8)
-    height, width = levels.shape
+    bits = _png_bits(levels)
+    scale = 255 // ((1 << bits) - 1)  # a level's 8-bit value over this is its PNG sample value
+    samples = np.asarray(image.point(_level_table(levels, scale)), dtype=np.uint8)
+    height, width = samples.shape
     per_byte = 8 // bits
-    levels = np.pad(levels, ((0, 0), (0, -width % per_byte)))
-    groups = levels.reshape(height, -1, per_byte)
+    samples = np.pad(samples, ((0, 0), (0, -width % per_byte)))
+    groups = samples.reshape(height, -1, per_byte)
     packed = np.zeros(groups.shape[:2], dtype=np.uint8)
     for k in range(per_byte):
         packed |= groups[:, :, k] << (8 - bits * (k + 1))
@@ -130,22 +142,22 @@ def _encode_low_depth(image: Image.Image, bits: int) -> bytes:
     )
 
 
-def encode_png(image: Image.Image, *, bits: int = 8) -> bytes:
+def encode_png(image: Image.Image, *, levels: int = 256) -> bytes:
     """PNG bytes of an image, identical for identical pixels (no timestamps or text chunks).
 
     Args:
-        image: The image (any mode PNG holds when ``bits`` is 8; mode ``L`` otherwise).
-        bits: Gray bit depth. 8 writes the image as it is; 2 or 4 writes a grayscale PNG of that depth
-            holding :func:`quantize_gray` of the image (what a stored page uses).
+        image: The image (any mode PNG holds when ``levels`` is 256; mode ``L`` otherwise).
+        levels: Gray levels kept. 256 writes the image as it is; 4 (a 2-bit PNG), 6 or 16 (4-bit) write a
+            grayscale PNG holding :func:`quantize_gray` of the image, as stored pages are.
 
     Raises:
-        InputError: If ``bits`` is not 2, 4 or 8, or the image is not mode ``L`` when ``bits < 8``.
+        InputError: If ``levels`` is not in :data:`GRAY_LEVELS`, or the image is not mode ``L`` when
+            ``levels < 256``.
     """
-    _check_bits(bits)
-    if bits < 8:
-        if image.mode != "L":
-            raise InputError(f"only grayscale (mode L) images take fewer gray levels; got mode {image.mode}")
-        return _encode_low_depth(image, bits)
+    _check_levels(levels)
+    if levels < 256:
+        _check_gray(image)
+        return _encode_low_depth(image, levels)
     buf = io.BytesIO()
     image.save(buf, format="PNG", optimize=False, compress_level=6)
     return buf.getvalue()

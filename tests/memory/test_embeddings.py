@@ -20,8 +20,8 @@ from optical_memory import ladder  # noqa: E402
 from optical_memory.embeddings import load_tokenizer  # noqa: E402
 from optical_memory.encoders import DeepSeekOCREncoder  # noqa: E402
 from optical_memory.encoders.preprocess import normalize_bytes, page_bytes  # noqa: E402
+from optical_memory.errors import ConfigError  # noqa: E402
 from optical_memory.ladder import Rung  # noqa: E402
-from optical_memory.errors import ConfigError
 from optical_memory.memory import OpticalMemory  # noqa: E402
 from tests.encoders.tiny import make_tiny_model  # noqa: E402
 from tests.recall.helpers import make_reader_checkpoint  # noqa: E402
