@@ -397,8 +397,12 @@ class Store:
     def bump_version(self, sid: int) -> int:
         """Count one more write of a session (inside its write transaction); returns the new version."""
         with self._lock:
-            self._exec("UPDATE sessions SET version = version + 1 WHERE id = ?", (sid,))
-        return self.version(sid)
+            row = self._one(
+                "UPDATE sessions SET version = version + 1 WHERE id = ? RETURNING version", (sid,)
+            )
+        if row is None:
+            raise StoreError(f"store {self.path}: session {sid} was removed")
+        return int(row[0])
 
     def create_session(self, name: str, config: str) -> SessionRow:
         """Create an empty session, or return the one another process created under that name meanwhile."""

@@ -21,10 +21,12 @@ class ChatServer:
     """Serves ``POST .../chat/completions`` with ``answer``; ``url`` is its ``/v1`` root.
 
     Each request's body, headers and path are recorded in arrival order (``requests``, ``headers``,
-    ``paths``) before ``answer`` sees it.
+    ``paths``) before ``answer`` sees it. With ``declare_length`` False the answer goes without a
+    Content-Length header (its body then runs until the connection closes).
     """
 
     def __init__(self, answer: Answer) -> None:
+        self.declare_length = True
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
         self.paths: list[str] = []
@@ -40,7 +42,8 @@ class ChatServer:
                 data = out if isinstance(out, bytes) else json.dumps(out).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
+                if server.declare_length:
+                    self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
 

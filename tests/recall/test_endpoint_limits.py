@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from PIL import Image
@@ -13,39 +11,15 @@ from PIL import Image
 from optical_memory.errors import ConfigError, RecallError
 from optical_memory.recall import endpoint
 from optical_memory.recall.endpoint import MAX_RESPONSE_BYTES, EndpointReader
-from tests.servers import reply
+from tests.servers import ChatServer, reply
 
 
-class _Server:
-    """Answers every POST with ``body``, with or without a Content-Length header."""
+class _Server(ChatServer):
+    """A chat server that answers every request with ``body`` as it is."""
 
     def __init__(self) -> None:
         self.body = b""
-        self.declare_length = True
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                self.rfile.read(int(self.headers["Content-Length"]))
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                if server.declare_length:
-                    self.send_header("Content-Length", str(len(server.body)))
-                self.end_headers()  # HTTP/1.0 without a length: the body runs until the connection closes
-                self.wfile.write(server.body)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join()
+        super().__init__(lambda _body, _headers: (200, self.body))
 
 
 @pytest.fixture
