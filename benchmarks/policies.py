@@ -21,7 +21,7 @@ from pathlib import Path
 
 from optical_memory.ladder import Rung
 from optical_memory.policies import AgeLadder, PageState, ladder_costs
-from optical_memory.providers import get_provider
+from optical_memory.pricing.providers import get_provider
 
 SIZES = (100, 1_000, 10_000, 100_000)
 

@@ -39,7 +39,7 @@ from optical_memory import __version__
 from optical_memory.conversation import load_conversation
 from optical_memory.formats import PageItem
 from optical_memory.memory import OpticalMemory
-from optical_memory.providers import get_provider
+from optical_memory.pricing.providers import get_provider
 from optical_memory.types import Turn
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -23,7 +23,7 @@ from optical_memory.errors import (
 )
 from optical_memory.ladder import Rung
 from optical_memory.memory import OpticalMemory
-from optical_memory.providers import Provider, get_provider
+from optical_memory.pricing.providers import Provider, get_provider
 from optical_memory.recall import RECALL_TOOL, Reading, handle_tool_call
 from optical_memory.sheet import contact_sheet
 from optical_memory.types import RenderedPage, Turn, TurnImage, TurnSpan

@@ -5,7 +5,7 @@ Internal to :mod:`optical_memory.memory`, which reads its records under its lock
 Nothing here touches the store: rungs are chosen on copies, for one context only. A page whose text is
 still kept goes as text when its image (at the rung chosen) would cost at least as much, so a context
 never costs more than the plain history of the turns it carries. Prices come from a
-:class:`~optical_memory.context.CostModel` and are additive except the introduction, paid once when any
+:class:`~optical_memory.pricing.costs.CostModel` and are additive except the introduction, paid once when any
 image is shown; :func:`fit` re-fits when that overshoots.
 """
 
@@ -16,8 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from optical_memory import ladder
-from optical_memory.config import WINDOW_SHARE, Budget
-from optical_memory.context import CostModel, Usage, text_cost, turn_range
+from optical_memory.context import Usage, turn_range
 from optical_memory.errors import ConfigError
 from optical_memory.formats import (
     EMBEDDINGS,
@@ -31,7 +30,9 @@ from optical_memory.formats import (
 )
 from optical_memory.ladder import Rung, rank
 from optical_memory.policies import DecayPolicy, PageState
-from optical_memory.providers import Provider
+from optical_memory.pricing.budget import check_floor
+from optical_memory.pricing.costs import CostModel, text_cost
+from optical_memory.pricing.providers import Provider
 from optical_memory.records import Page, TurnRecord
 from optical_memory.tokens import ENCODINGS
 from optical_memory.types import RenderedPage, TurnSpan
@@ -55,7 +56,7 @@ class Records:
         forgotten: The sealed pages forgotten, oldest first.
         n_sealed: Sealed pages, forgotten ones too (the open page's id).
         open_page: A render of the open page, or None.
-        open_cost: The open page's turn pieces' text cost (see :func:`~optical_memory.context.text_cost`).
+        open_cost: The open page's turn pieces' text cost (see :func:`~optical_memory.pricing.costs.text_cost`).
         top: The rung pages are rendered at (the open page's rung).
     """
 
@@ -94,21 +95,6 @@ def resolve_format(format: str | None, provider: Provider) -> str:
             f"provider='deepseek-ocr', not {provider.name!r}"
         )
     return EMBEDDINGS
-
-
-def resolve_budget(budget: Budget, provider: Provider) -> int | None:
-    """Tokens a context may cost: ``budget`` itself, the window share for ``"window"``, or None.
-
-    Raises:
-        ConfigError: For anything else.
-    """
-    if budget is None:
-        return None
-    if budget == "window":
-        return int(provider.context_window * WINDOW_SHARE)
-    if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
-        raise ConfigError(f"budget must be a positive number of tokens, 'window' or None; got {budget!r}")
-    return budget
 
 
 def text_cost_of(records: Records, cost: CostModel) -> int:
@@ -240,7 +226,7 @@ def fit(
     text = text_cost_of(records, cost)
     forgotten = [Rung.FORGOTTEN] * len(visible)
     floor = show(records, forgotten, texts, cost, allow_text=allow_text).cost  # the open page alone
-    _check_floor(budget, text + floor, text, floor)
+    check_floor(budget, text, floor)
     target = budget
     # costs are additive except the introduction, paid once when any image shows: re-fit on overshoot
     for _ in range(_FIT_TRIES):
@@ -264,15 +250,6 @@ def fit(
         if text + show(records, rungs, texts, cost, allow_text=allow_text).cost <= budget:
             break
     return rungs, tuple(sorted(left_out))
-
-
-def _check_floor(budget: int, floor: int, text: int, open_cost: int) -> None:
-    if budget < floor:
-        open_page = f" and the open page ({open_cost} tokens)" if open_cost else ""
-        raise ConfigError(
-            f"the budget of {budget} tokens is smaller than the recent text alone ({text} tokens)"
-            f"{open_page}, which always stay: raise the budget or keep fewer recent turns as text"
-        )
 
 
 def older_items(

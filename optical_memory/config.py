@@ -3,11 +3,12 @@
 A config says how large the recent text window is, whether the text of paged turns is kept, which decay
 policy assigns rungs (and its settings), the target provider of
 :meth:`OpticalMemory.context <optical_memory.memory.OpticalMemory.context>` and its budget, and the render
-profile pages are made with (by default the target provider's row of :data:`optical_memory.profiles.PROFILES`).
+profile pages are made with (by default the target provider's row of
+:data:`optical_memory.pricing.profiles.PROFILES`).
 
-The budget is one setting: a number of tokens, ``"window"`` (the default: :data:`WINDOW_SHARE` of the
-target model's context window, from the provider table), or None (no bound). ``context(budget=...)``
-overrides it for one call.
+The budget is one setting: a number of tokens, ``"window"`` (the default:
+:data:`~optical_memory.pricing.budget.WINDOW_SHARE` of the target model's context window, from the
+provider table), or None (no bound). ``context(budget=...)`` overrides it for one call.
 
 Validation happens at the boundary: unknown fields, an unknown policy, provider or profile name, or policy
 settings the policy does not accept are refused when the config is built. :func:`as_config` turns a
@@ -33,10 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from optical_memory import ladder
 from optical_memory.errors import ConfigError, OpticalMemoryError
-from optical_memory.profiles import RenderProfile, load_profile, profile_for
-
-WINDOW_SHARE = 0.5
-"""The share of the target model's context window a context fits by default (``budget="window"``)."""
+from optical_memory.pricing.profiles import RenderProfile, load_profile, profile_for
 
 PAGE_SIZES = tuple(s.size for s in ladder.LADDER)
 Budget = int | Literal["window"] | None
@@ -208,7 +206,7 @@ class MemoryConfig(BaseModel):
     @field_validator("provider")
     @classmethod
     def _provider_known(cls, value: str) -> str:
-        from optical_memory.providers import get_provider
+        from optical_memory.pricing.providers import get_provider
 
         try:
             return get_provider(value).name
@@ -239,7 +237,7 @@ class MemoryConfig(BaseModel):
         Raises:
             ConfigError: If the profile is unknown or invalid.
         """
-        from optical_memory.providers import get_provider
+        from optical_memory.pricing.providers import get_provider
 
         base = profile_for(get_provider(self.provider).formula)
         return base if self.profile is None else load_profile(self.profile, base=base)

@@ -1,6 +1,7 @@
 """Decay: how a stored page moves down the ladder, and the page images each rung needs.
 
-Internal to :mod:`optical_memory.memory`, which calls these under its lock and inside its transaction.
+Internal to :mod:`optical_memory.writer`, which calls these under the memory's lock, with the store's writes
+staged or inside its transaction.
 
 - :func:`page_state` is what a policy sees of a page; :func:`settled_upto` and :func:`movable` keep the
   age pass to the pages an age can still move, so its cost stays flat in the history.
@@ -15,20 +16,23 @@ Internal to :mod:`optical_memory.memory`, which calls these under its lock and i
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
 
 from PIL import Image
 
 from optical_memory.errors import PageNotFoundError, StoreError
 from optical_memory.formats import PageItem, page_label
-from optical_memory.images import decode_png, downsample, encode_png, quantize_gray
+from optical_memory.images import decode_png, downsample, encode_png, quantize_gray, stored_png
 from optical_memory.ladder import Rung
 from optical_memory.policies import PageState
-from optical_memory.profiles import RenderProfile
-from optical_memory.records import ImageCache, Page, TurnLookup
+from optical_memory.pricing.profiles import RenderProfile
+from optical_memory.records import Page, PageCache, TurnLookup, image_cache
 from optical_memory.renderers import PagePacker, RenderStyle
-from optical_memory.store import Store
+from optical_memory.store import PageRow
 
 FINE_LEVELS = 16
 """Gray levels a page keeps at a rung that feeds a lower one, or where its glyphs are small (a 4-bit PNG)."""
@@ -44,6 +48,17 @@ glyphs) and 0.6 at Anthropic's Tiny (6.6 px); 6 levels at the last rung cost 0.8
 none on Gemini 2's one rung (11 px), but 3.8 at Anthropic's Tiny. Upper rungs keep 16 levels because every
 lower rung is made from them: with 6 levels from Large to Small, Anthropic's Tiny lost 2.0 points, not 0.6.
 """
+
+PARTS_BYTES = 64 * 2**20
+"""Bytes of encoded pages (PNG and base64) a session keeps at hand for the contexts it builds."""
+
+
+@dataclass(frozen=True, slots=True)
+class Encoded:
+    """A page at a rung as a context sends it: PNG bytes and their base64 text."""
+
+    png: bytes
+    b64: str
 
 
 def page_levels(profile: RenderProfile, rung: Rung) -> int:
@@ -113,20 +128,33 @@ def movable(pages: Sequence[Page]) -> list[Page]:
     return [p for p in pages if p.rung is not Rung.FORGOTTEN or p.pinned is not None]
 
 
+class PageStore(Protocol):
+    """What :class:`PageImages` reads and writes of a store (the store, or the writer's staging overlay)."""
+
+    def page_png(self, sid: int, page_id: int) -> bytes | None: ...
+
+    def insert_page(self, sid: int, page: PageRow, png: bytes | None) -> None: ...
+
+    def set_page_image(self, sid: int, page_id: int, rung: str, png: bytes | None) -> None: ...
+
+    def turn_packer_before(self, sid: int, turn_id: int) -> str | None: ...
+
+
 class PageImages:
     """A session's stored page images, read through a cache of decoded images.
 
     Args:
-        store: The memory's store.
+        store: Where the session's pages are stored.
         sid: The session id.
         profile: The render profile: the size of a page at each rung.
     """
 
-    def __init__(self, store: Store, sid: int, profile: RenderProfile) -> None:
+    def __init__(self, store: PageStore, sid: int, profile: RenderProfile) -> None:
         self._store = store
         self._sid = sid
         self.profile = profile
-        self._cache = ImageCache()
+        self._cache = image_cache()
+        self._parts: PageCache[Encoded] = PageCache(PARTS_BYTES, lambda part: len(part.png) + len(part.b64))
 
     def _resize(self, image: Image.Image, rung: Rung) -> Image.Image:
         """The page at ``rung``'s size, with the gray levels a page keeps at that rung."""
@@ -138,8 +166,9 @@ class PageImages:
         return page_png(image, page_levels(self.profile, rung))
 
     def clear(self) -> None:
-        """Forget every decoded image (after a reload)."""
+        """Forget every cached image and part (after a reload)."""
         self._cache.clear()
+        self._parts.clear()
 
     def insert(self, page: Page, image: Image.Image) -> None:
         """Store a newly sealed page with its image (at the page's rung, with the levels kept there)."""
@@ -175,15 +204,27 @@ class PageImages:
         return image
 
     def item(self, page: Page, rung: Rung, *, with_png: bool, detail: str | None) -> PageItem:
-        """The page as a context item at ``rung``, with its stored PNG when ``with_png`` and at its rung.
+        """The page as a context item at ``rung``.
+
+        With ``with_png`` (formats that send bytes), the item carries the page's PNG at ``rung`` (the stored
+        one at the page's rung) and its base64 text, both kept per page and rung, and an image decoded only
+        if used: a context of pages already sent costs no SQL, encoding or decoding. Without, it carries a
+        copy of the decoded image.
 
         Raises:
             PageNotFoundError: If the page was forgotten.
         """
-        png = self._store.page_png(self._sid, page.page_id) if with_png and rung is page.rung else None
-        image = self.get(page, rung, png).copy()  # the cache keeps its own
         label = page_label(page.page_id, page.turns)
-        return PageItem(page.page_id, image, rung, label, png, detail)
+        if not with_png:
+            return PageItem(page.page_id, self.get(page, rung).copy(), rung, label, None, detail)
+        part = self._parts.get(page.page_id, rung)
+        if part is None:
+            png = self._store.page_png(self._sid, page.page_id) if rung is page.rung else None
+            if png is None:
+                png = self.png(self.get(page, rung), rung)[1]
+            part = Encoded(png, base64.b64encode(png).decode("ascii"))
+            self._parts.put(page.page_id, rung, part)
+        return PageItem(page.page_id, stored_png(part.png), rung, label, part.png, detail, part.b64)
 
     def store_at(self, page: Page, rung: Rung, top: Image.Image | None = None) -> None:
         """Replace a page's stored image by one at ``rung`` (none when forgotten); ``page.rung`` is unchanged.
@@ -201,6 +242,7 @@ class PageImages:
             image, png = self.png(downsample(source, shape.width, shape.height), rung)
         self._store.set_page_image(self._sid, page.page_id, rung.value, png)
         self._cache.drop(page.page_id)
+        self._parts.drop(page.page_id)
         if image is not None:
             self._cache.put(page.page_id, rung, image)
 

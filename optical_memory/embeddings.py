@@ -14,9 +14,10 @@ for the turns::
     <|Assistant|>: {text}<｜end▁of▁sentence｜>      an assistant turn
     <|Assistant|>:                               the reply starts here
 
-``<image>`` is id 128815, ``<|User|>`` 128825, ``<|Assistant|>`` 128826 (looked up in the tokenizer). Text
-is tokenized with the checkpoint's ``tokenizer.json``, piece by piece and with special-token names in the
-text encoded as plain text, so a turn that contains ``<image>`` cannot forge an image position.
+``<image>`` is id 128815 (:data:`~optical_memory.pricing.deepseek.IMAGE_TOKEN_ID`), ``<|User|>`` 128825,
+``<|Assistant|>`` 128826 (each looked up in the tokenizer). Text is tokenized with the checkpoint's
+``tokenizer.json``, piece by piece and with special-token names in the text encoded as plain text, so a
+turn that contains ``<image>`` cannot forge an image position.
 ``inputs_embeds`` holds the language model's token embeddings (``model.embed_tokens.weight``) at text
 positions and each page's vision tokens at its image positions, in order, as DeepSeek-OCR's
 ``masked_scatter_`` does (HF ``modeling_deepseekocr.py``; vLLM ``merge_multimodal_embeddings``).
@@ -45,7 +46,6 @@ USER_TOKEN = "<|User|>"
 ASSISTANT_TOKEN = "<|Assistant|>"
 BOS_TOKEN = "<｜begin▁of▁sentence｜>"
 EOS_TOKEN = "<｜end▁of▁sentence｜>"
-IMAGE_TOKEN_ID = 128815
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,7 +44,7 @@ from PIL import Image
 from optical_memory.errors import ConfigError, InputError
 from optical_memory.images import encode_png
 from optical_memory.ladder import Rung, as_rung
-from optical_memory.providers import Provider
+from optical_memory.pricing.providers import Provider
 from optical_memory.types import ToolCall, TurnImage
 
 FORMATS = ("openai-chat", "openai-responses", "anthropic", "gemini", "hf")
@@ -110,6 +110,7 @@ class PageItem:
             at its stored rung); the formats then send these bytes instead of encoding ``image`` again.
         detail: How the image is sent: an OpenAI ``detail`` or a Gemini 3 ``media_resolution`` level
             (None: the format's default).
+        b64: ``png`` as base64 text, when at hand (the memory keeps it per page and rung).
     """
 
     page_id: int
@@ -118,6 +119,17 @@ class PageItem:
     label: str
     png: bytes | None = field(default=None, repr=False, compare=False)
     detail: str | None = None
+    b64: str | None = field(default=None, repr=False, compare=False)
+
+    def base64(self) -> str:
+        """The page's PNG as base64 text: ``b64``, else ``png`` encoded, else the image as a PNG."""
+        if self.b64 is not None:
+            return self.b64
+        return base64.b64encode(encode_png(self.image) if self.png is None else self.png).decode("ascii")
+
+    def data_url(self) -> str:
+        """The page's PNG as a ``data:image/png;base64,...`` URL."""
+        return "data:image/png;base64," + self.base64()
 
 
 Item = TextItem | PageItem
@@ -169,13 +181,9 @@ def check_format(name: str) -> str:
     return canonical
 
 
-def data_url(image: Image.Image, png: bytes | None = None) -> str:
-    """A ``data:image/png;base64,...`` URL of an image (deterministic PNG bytes; ``png`` when given)."""
-    return "data:image/png;base64," + _b64(image, png)
-
-
-def _b64(image: Image.Image, png: bytes | None = None) -> str:
-    return base64.b64encode(encode_png(image) if png is None else png).decode("ascii")
+def data_url(image: Image.Image) -> str:
+    """A ``data:image/png;base64,...`` URL of an image (deterministic PNG bytes)."""
+    return "data:image/png;base64," + base64.b64encode(encode_png(image)).decode("ascii")
 
 
 def frame_text(items: Sequence[Item]) -> str:
@@ -320,7 +328,7 @@ def _openai_chat(system: list[TextItem], rest: list[Segment], detail: str | None
         if isinstance(seg, list):
             parts: list[dict[str, Any]] = [{"type": "text", "text": intro_text()}] if first else []
             for page in seg:
-                url = {"url": data_url(page.image, page.png), "detail": detail or page.detail or "high"}
+                url = {"url": page.data_url(), "detail": detail or page.detail or "high"}
                 parts += [{"type": "text", "text": page.label}, {"type": "image_url", "image_url": url}]
             messages.append({"role": "user", "content": parts})
         else:
@@ -355,7 +363,7 @@ def _openai_responses(system: list[TextItem], rest: list[Segment], detail: str |
                 parts.append(
                     {
                         "type": "input_image",
-                        "image_url": data_url(page.image, page.png),
+                        "image_url": page.data_url(),
                         "detail": detail or page.detail or "high",
                     }
                 )
@@ -417,7 +425,7 @@ def _anthropic(system: list[TextItem], rest: list[Segment], detail: str | None) 
             blocks: list[dict[str, Any]] = [{"type": "text", "text": intro_text()}] if first else []
             for page in seg:
                 blocks.append({"type": "text", "text": page.label})
-                source = {"type": "base64", "media_type": "image/png", "data": _b64(page.image, page.png)}
+                source = {"type": "base64", "media_type": "image/png", "data": page.base64()}
                 blocks.append({"type": "image", "source": source})
             messages.append({"role": "user", "content": blocks})
         elif seg.role == "tool" and seg.tool_call_id is not None:
@@ -471,9 +479,7 @@ def _gemini(system: list[TextItem], rest: list[Segment], detail: str | None) -> 
             parts: list[dict[str, Any]] = [{"text": intro_text()}] if first else []
             for page in seg:
                 parts.append({"text": page.label})
-                part: dict[str, Any] = {
-                    "inline_data": {"mime_type": "image/png", "data": _b64(page.image, page.png)}
-                }
+                part: dict[str, Any] = {"inline_data": {"mime_type": "image/png", "data": page.base64()}}
                 if page.detail in _GEMINI_LEVELS:
                     part["media_resolution"] = {"level": f"MEDIA_RESOLUTION_{_GEMINI_LEVELS[page.detail]}"}
                 parts.append(part)

@@ -1,18 +1,17 @@
 """The resolution ladder: DeepSeek-OCR's native modes, as rungs a page moves down as it ages.
 
-| rung      | page px | vision tokens | positions in the LM sequence |
-|-----------|---------|---------------|------------------------------|
-| large     | 1280    | 400           | 421                          |
-| base      | 1024    | 256           | 273                          |
-| small     | 640     | 100           | 111                          |
-| tiny      | 512     | 64            | 73                           |
-| forgotten | -       | 0             | 0                            |
+| rung      | page px | token grid | resize                   |
+|-----------|---------|------------|--------------------------|
+| large     | 1280    | 20 x 20    | padded to keep the ratio |
+| base      | 1024    | 16 x 16    | padded to keep the ratio |
+| small     | 640     | 10 x 10    | resized to the square    |
+| tiny      | 512     | 8 x 8      | resized to the square    |
+| forgotten | -       | -          | -                        |
 
 A view of side N becomes an (N/64) x (N/64) grid of vision tokens (16x16 patches, then a 16x token
-compressor). The language model sees each grid row followed by a learned newline embedding, then one view
-separator: g * (g + 1) + 1 positions. Gundam mode (for images larger than a page) cuts the image into
-w x h tiles of 640 px, stitched into one (10h) x (10w) grid with a newline per row, followed by a 1024 px
-global view and the separator: 10h * (10w + 1) + 273 positions, 100 * w * h + 256 nominal tokens.
+compressor). Gundam mode (for images larger than a page) cuts the image into w x h tiles of 640 px plus a
+1024 px global view. This module is the geometry only; what a view costs (vision tokens, language-model
+positions, the ``<image>`` token id) is :mod:`optical_memory.pricing.deepseek`.
 
 Source: DeepSeek-OCR (arXiv 2510.18234) Table 1 and `modeling_deepseekocr.py` (HF remote code), whose
 `dynamic_preprocess` chooses the tile grid reproduced in :func:`gundam_grid`.
@@ -27,6 +26,8 @@ from optical_memory.errors import ConfigError
 
 PATCH_PX = 16  # SAM patch size
 DOWNSAMPLE = 4  # the 16x token compressor: two stride-2 convolutions
+TOKEN_PX = PATCH_PX * DOWNSAMPLE
+"""Page pixels per side of one vision token, in every DeepSeek-OCR mode (64)."""
 GUNDAM_TILE_PX = 640
 GUNDAM_GLOBAL_PX = 1024
 GUNDAM_MIN_TILES = 2
@@ -45,14 +46,12 @@ class Rung(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class RungSpec:
-    """Geometry and token cost of one native DeepSeek-OCR mode.
+    """Geometry of one native DeepSeek-OCR mode (its token cost: :mod:`optical_memory.pricing.deepseek`).
 
     Attributes:
         rung: Which rung this describes.
         size: Side of the square page in pixels.
         grid: Side of the vision-token grid (size / 64).
-        vision_tokens: Nominal vision tokens (grid squared), as the paper counts them.
-        positions: Sequence positions the language model uses (a newline per row plus one separator).
         resize: True when DeepSeek-OCR resizes the image to the square (Tiny, Small); False when it pads
             it with grey to keep the aspect ratio (Base, Large).
     """
@@ -60,14 +59,11 @@ class RungSpec:
     rung: Rung
     size: int
     grid: int
-    vision_tokens: int
-    positions: int
     resize: bool
 
 
 def _spec(rung: Rung, size: int, *, resize: bool) -> RungSpec:
-    grid = size // (PATCH_PX * DOWNSAMPLE)
-    return RungSpec(rung, size, grid, grid * grid, grid * (grid + 1) + 1, resize)
+    return RungSpec(rung, size, size // TOKEN_PX, resize)
 
 
 LADDER: tuple[RungSpec, ...] = (
@@ -109,18 +105,6 @@ def spec(rung: Rung | str) -> RungSpec:
     return _BY_RUNG[r]
 
 
-def vision_tokens(rung: Rung | str) -> int:
-    """Nominal vision tokens of a rung (0 for forgotten)."""
-    r = as_rung(rung)
-    return 0 if r is Rung.FORGOTTEN else _BY_RUNG[r].vision_tokens
-
-
-def positions(rung: Rung | str) -> int:
-    """Language-model sequence positions a page at this rung takes (0 for forgotten)."""
-    r = as_rung(rung)
-    return 0 if r is Rung.FORGOTTEN else _BY_RUNG[r].positions
-
-
 def rank(rung: Rung | str) -> int:
     """0 for the sharpest rung, increasing down the ladder; forgotten is last."""
     return ORDER.index(as_rung(rung))
@@ -143,21 +127,6 @@ def rung_for_size(size: int) -> Rung | None:
 
 
 # --- Gundam: tiled views for images larger than a page -------------------------------------------------
-
-
-def gundam_vision_tokens(w_tiles: int, h_tiles: int) -> int:
-    """Nominal vision tokens of a Gundam image cut into ``w_tiles`` x ``h_tiles`` tiles."""
-    tiles = w_tiles * h_tiles
-    return (0 if tiles <= 1 else 100 * tiles) + _BY_RUNG[Rung.BASE].vision_tokens
-
-
-def gundam_positions(w_tiles: int, h_tiles: int) -> int:
-    """Sequence positions of a Gundam image: 10h(10w + 1) + 273, or 273 when it is not tiled."""
-    base = _BY_RUNG[Rung.BASE].positions
-    if w_tiles * h_tiles <= 1:
-        return base
-    g = GUNDAM_TILE_PX // (PATCH_PX * DOWNSAMPLE)
-    return g * h_tiles * (g * w_tiles + 1) + base
 
 
 def gundam_grid(

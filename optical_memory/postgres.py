@@ -140,6 +140,15 @@ def _pool(url: str) -> Any:
         return pool
 
 
+def close_pools() -> None:
+    """Close every connection pool this process opened (at shutdown; a later open starts a new pool)."""
+    with _pools_lock:
+        pools = list(_pools.values())
+        _pools.clear()
+    for pool in pools:
+        pool.close()
+
+
 def masked(url: str) -> str:
     """The URL without its password, for messages."""
     parts = urlsplit(url)

@@ -1,16 +1,18 @@
-"""The memory's in-RAM bookkeeping: turn and page records, and a small cache of decoded page images.
+"""The memory's in-RAM bookkeeping: turn and page records, and small caches of page images.
 
 Internal to :mod:`optical_memory.memory`. Page metadata lives here so that an ``add()`` never reads old
 pages back from the store; pixels are decoded only when a context or ``page_image()`` needs them, and the
-decoded images are kept in a least-recently-used cache keyed by (page, rung).
+decoded images (and the encoded parts a context sends) are kept in least-recently-used caches keyed by
+(page, rung).
 """
 
 from __future__ import annotations
 
 import json
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
 from PIL import Image
 
@@ -18,6 +20,8 @@ from optical_memory.context import turn_range
 from optical_memory.ladder import Rung, as_rung
 from optical_memory.store import PageRow, TurnRow
 from optical_memory.types import ToolCall, Turn, TurnImage, TurnSpan, as_tool_call
+
+_V = TypeVar("_V")
 
 
 @dataclass(slots=True)
@@ -135,47 +139,53 @@ class TurnLookup(Mapping[int, Turn]):
         return sum(1 for _ in self)
 
 
-class ImageCache:
-    """Decoded page images by (page id, rung), least recently used out first.
+class PageCache(Generic[_V]):
+    """Values per (page id, rung), least recently used out first, bounded by their total weight.
 
     Args:
-        max_pixels: Total pixels held (the default holds about 40 pages at 1280 px, ~65 MB in mode L).
+        limit: The most total weight held (the newest value stays even when it alone is heavier).
+        weigh: A value's weight (pixels of an image, bytes of an encoded part).
     """
 
-    def __init__(self, max_pixels: int = 40 * 1280 * 1280) -> None:
-        self.max_pixels = max_pixels
-        self._items: OrderedDict[tuple[int, Rung], Image.Image] = OrderedDict()
-        self._pixels = 0
+    def __init__(self, limit: int, weigh: Callable[[_V], int]) -> None:
+        self.limit = limit
+        self._weigh = weigh
+        self._items: OrderedDict[tuple[int, Rung], _V] = OrderedDict()
+        self._weight = 0
 
-    def get(self, page_id: int, rung: Rung) -> Image.Image | None:
-        """The cached image, or None."""
-        image = self._items.get((page_id, rung))
-        if image is not None:
+    def get(self, page_id: int, rung: Rung) -> _V | None:
+        """The cached value, or None."""
+        value = self._items.get((page_id, rung))
+        if value is not None:
             self._items.move_to_end((page_id, rung))
-        return image
+        return value
 
-    def put(self, page_id: int, rung: Rung, image: Image.Image) -> None:
-        """Cache an image (evicting the least recently used ones beyond ``max_pixels``)."""
+    def put(self, page_id: int, rung: Rung, value: _V) -> None:
+        """Cache a value (evicting the least recently used ones beyond ``limit``)."""
         key = (page_id, rung)
         old = self._items.pop(key, None)
         if old is not None:
-            self._pixels -= old.width * old.height
-        self._items[key] = image
-        self._pixels += image.width * image.height
-        while self._pixels > self.max_pixels and len(self._items) > 1:
+            self._weight -= self._weigh(old)
+        self._items[key] = value
+        self._weight += self._weigh(value)
+        while self._weight > self.limit and len(self._items) > 1:
             _, evicted = self._items.popitem(last=False)
-            self._pixels -= evicted.width * evicted.height
+            self._weight -= self._weigh(evicted)
 
     def drop(self, page_id: int) -> None:
-        """Forget every cached image of a page."""
+        """Forget every cached value of a page."""
         for key in [k for k in self._items if k[0] == page_id]:
-            image = self._items.pop(key)
-            self._pixels -= image.width * image.height
+            self._weight -= self._weigh(self._items.pop(key))
 
     def clear(self) -> None:
         """Empty the cache."""
         self._items.clear()
-        self._pixels = 0
+        self._weight = 0
 
     def __len__(self) -> int:
         return len(self._items)
+
+
+def image_cache(max_pixels: int = 40 * 1280 * 1280) -> PageCache[Image.Image]:
+    """A cache of decoded page images (the default holds about 40 pages at 1280 px, ~65 MB in mode L)."""
+    return PageCache(max_pixels, lambda image: image.width * image.height)

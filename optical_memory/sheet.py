@@ -22,7 +22,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from optical_memory.errors import ConfigError, PageNotFoundError
 from optical_memory.ladder import Rung
-from optical_memory.providers import get_provider
+from optical_memory.pricing.providers import get_provider
 from optical_memory.renderers.fontchain import load_font
 
 if TYPE_CHECKING:

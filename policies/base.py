@@ -42,6 +42,7 @@ from typing import Protocol, runtime_checkable
 from optical_memory import ladder
 from optical_memory.errors import ConfigError
 from optical_memory.ladder import Rung
+from optical_memory.pricing import deepseek
 
 ORDER: tuple[Rung, ...] = ladder.ORDER
 RANK: Mapping[Rung, int] = MappingProxyType({rung: i for i, rung in enumerate(ORDER)})
@@ -60,7 +61,7 @@ def ladder_costs(image_tokens: Callable[[int, int], int]) -> Mapping[Rung, int]:
     return MappingProxyType(costs)
 
 
-DEEPSEEK_COSTS: Mapping[Rung, int] = MappingProxyType({rung: ladder.positions(rung) for rung in ORDER})
+DEEPSEEK_COSTS: Mapping[Rung, int] = MappingProxyType({rung: deepseek.positions(rung) for rung in ORDER})
 """DeepSeek-OCR positions per rung (421 / 273 / 111 / 73 / 0): the default page cost."""
 
 

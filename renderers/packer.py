@@ -135,6 +135,10 @@ class PagePacker:
         """Ids of the turns with lines on the open page, in order."""
         return [piece[0] for piece in self._pieces]
 
+    def pending_spans(self) -> tuple[TurnSpan, ...]:
+        """The turn pieces on the open page, in order (what :meth:`pending` would report, without drawing)."""
+        return tuple(TurnSpan(*piece[:3]) for piece in self._pieces)
+
     def seal(self) -> RenderedPage | None:
         """Seal and return the open page (None when it is empty)."""
         return self._seal() if self._placed else None
@@ -293,7 +297,7 @@ class PagePacker:
         text = "\n".join(line.text for _, line in self._placed if line.text is not None)
         return RenderedPage(
             image=draw_lines(self._placed, self.style),
-            spans=tuple(TurnSpan(*piece[:3]) for piece in self._pieces),
+            spans=self.pending_spans(),
             text=text,
             text_tokens=count_tokens(text, self.encoding),
             missing_glyphs=sum(line.missing for _, line in self._placed),

@@ -1,6 +1,6 @@
 """Layout settings of a transcript page: :class:`RenderStyle`.
 
-Every length follows from three numbers a render profile chooses (see ``optical_memory.profiles``): the
+Every length follows from three numbers a render profile chooses (see ``optical_memory.pricing.profiles``): the
 page's width and height at the top rung, and the glyph size of prose (``body_size``). The rest keeps
 fixed proportions to the glyph size (line pitch about 1.27 times the glyph, code about 0.9 times it,
 small gaps between paragraphs and turns), so a page made for a dense provider and one made for

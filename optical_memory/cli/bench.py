@@ -129,7 +129,7 @@ def run_legibility(args: argparse.Namespace) -> int:
     from optical_memory.cli.files import write_json
     from optical_memory.cli.progress import progress
     from optical_memory.config import as_config
-    from optical_memory.providers import get_provider
+    from optical_memory.pricing.providers import get_provider
     from optical_memory.recall.legibility import TRANSCRIBE, calibrate, measure
 
     provider = get_provider(args.provider)

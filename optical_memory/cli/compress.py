@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     from optical_memory.config import as_config
     from optical_memory.conversation import load_conversation
     from optical_memory.errors import ConfigError
-    from optical_memory.providers import get_provider
+    from optical_memory.pricing.providers import get_provider
 
     if args.session is not None and args.db is None:
         raise ConfigError("--session names a session in a store file: give --db FILE too")

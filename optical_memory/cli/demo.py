@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     from optical_memory.cli.compress import usage_table, write_context
     from optical_memory.cli.show import save_sheet
     from optical_memory.memory import OpticalMemory
-    from optical_memory.providers import get_provider
+    from optical_memory.pricing.providers import get_provider
     from optical_memory.sheet import contact_sheet
 
     start = time.monotonic()

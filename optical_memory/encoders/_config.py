@@ -19,11 +19,11 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from optical_memory.errors import CheckpointError, MissingDependencyError
+from optical_memory.pricing.deepseek import IMAGE_TOKEN_ID
 
 if TYPE_CHECKING:
     from transformers import UnlimitedOcrConfig
 
-IMAGE_TOKEN_ID = 128815
 SAM_KEY = "sam_vit_b"
 CLIP_KEY = "clip-l-14-224"
 

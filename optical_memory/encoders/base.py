@@ -27,9 +27,9 @@ from optical_memory.ladder import (
     Rung,
     as_rung,
     gundam_grid,
-    gundam_positions,
     spec,
 )
+from optical_memory.pricing.deepseek import gundam_positions, positions
 
 __all__ = ["ENCODERS", "GUNDAM", "Encoder", "FakeEncoder", "as_numpy", "encoded_positions", "get_encoder"]
 
@@ -87,7 +87,7 @@ def encoded_positions(
     if mode == GUNDAM:
         cols, rows = gundam_grid(size[0], size[1], min_tiles=min_tiles, max_tiles=max_tiles)
         return gundam_positions(cols, rows)
-    return spec(mode).positions
+    return positions(mode)
 
 
 def as_numpy(tokens: Any) -> np.ndarray:

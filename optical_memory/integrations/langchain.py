@@ -42,7 +42,7 @@ from optical_memory.errors import InputError
 from optical_memory.integrations.parts import image_part, text_part, unsupported_part, url_image_part
 from optical_memory.integrations.threads import Threads, provider_name, require
 from optical_memory.memory import OpticalMemory
-from optical_memory.providers import Provider, get_provider
+from optical_memory.pricing.providers import Provider, get_provider
 
 require("langchain", "langchain", "the LangChain adapter")
 

@@ -66,7 +66,7 @@ from optical_memory.images import encode_png
 from optical_memory.integrations.parts import image_part, text_part, unsupported_part, url_image_part
 from optical_memory.integrations.threads import Threads, provider_name, require
 from optical_memory.memory import OpticalMemory
-from optical_memory.providers import get_provider
+from optical_memory.pricing.providers import get_provider
 from optical_memory.types import as_turn
 
 require("pydantic_ai", "pydantic-ai", "the Pydantic AI adapter")

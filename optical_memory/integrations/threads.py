@@ -21,7 +21,7 @@ from optical_memory.backends import MEMORY
 from optical_memory.config import MemoryConfig, as_config
 from optical_memory.errors import ConfigError, MissingDependencyError, ProviderError
 from optical_memory.memory import OpticalMemory
-from optical_memory.providers import get_provider
+from optical_memory.pricing.providers import get_provider
 
 
 def provider_name(family: str | None, model: object) -> str | None:

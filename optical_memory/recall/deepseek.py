@@ -9,7 +9,7 @@ DeepSeek-OCR's own ``infer()`` and vLLM runners do around the network:
   Fox setting), or ``<image>\\n<|grounding|>Convert the document to markdown.``;
 - input ids ``[BOS 0] + [<image> 128815] * positions + tokens("\\nFree OCR.")``, the placeholder expanded to
   exactly the sequence positions of the page at its rung (g * (g + 1) + 1 for a g x g token grid:
-  421 / 273 / 111 / 73 at Large / Base / Small / Tiny);
+  421 / 273 / 111 / 73 at Large / Base / Small / Tiny; :mod:`optical_memory.pricing.deepseek`);
 - greedy decoding (transformers' ``generate``), the sliding-window no-repeat-n-gram rule (n 30 in 90 generated tokens,
   ``<td>``/``</td>`` exempt; :mod:`optical_memory.recall.ngram`), stopping at EOS (id 1) or
   ``max_new_tokens``;
@@ -42,7 +42,8 @@ from typing import TYPE_CHECKING, Any
 from PIL import Image
 
 from optical_memory.errors import CheckpointError, ConfigError, InputError, MissingDependencyError
-from optical_memory.ladder import Rung, spec
+from optical_memory.ladder import TOKEN_PX, Rung, spec
+from optical_memory.pricing.deepseek import IMAGE_TOKEN_ID, view_positions
 from optical_memory.recall.base import ReadCallback, Reading, resolve_rung
 from optical_memory.recall.ngram import EXEMPT_TOKEN_IDS, NGRAM_SIZE, NGRAM_WINDOW, SlidingWindowNoRepeatNGram
 
@@ -52,7 +53,6 @@ if TYPE_CHECKING:
 __all__ = [
     "BOS_ID",
     "EOS_ID",
-    "IMAGE_TOKEN_ID",
     "PROMPTS",
     "DeepSeekReader",
     "PageInput",
@@ -64,14 +64,12 @@ logger = logging.getLogger(__name__)
 
 BOS_ID = 0
 EOS_ID = 1
-IMAGE_TOKEN_ID = 128815
 PROMPTS: dict[str, str] = {
     "free": "<image>\nFree OCR.",
     "markdown": "<image>\n<|grounding|>Convert the document to markdown.",
 }
 """DeepSeek-OCR's documented prompts: plain text (used for the Fox study) and grounded Markdown."""
 CHECKPOINT_ENV = "OPTICAL_MEMORY_CHECKPOINT"
-_PATCH = 64  # pixels per vision-token side: 16 px patches, then the 4x (16x area) compressor
 
 
 def view_size(image: Image.Image, rung: Rung | None) -> int:
@@ -81,14 +79,9 @@ def view_size(image: Image.Image, rung: Rung | None) -> int:
     if rung is not None:
         return spec(rung).size
     side = image.width
-    if image.width == image.height and side % _PATCH == 0 and 256 <= side <= spec(Rung.LARGE).size:
+    if image.width == image.height and side % TOKEN_PX == 0 and 256 <= side <= spec(Rung.LARGE).size:
         return side
     return spec(Rung.BASE).size
-
-
-def _positions(size: int) -> int:
-    grid = size // _PATCH
-    return grid * (grid + 1) + 1
 
 
 def prompt_ids(encode: Callable[[str], list[int]], prompt: str, positions: int) -> list[int]:
@@ -271,7 +264,7 @@ class DeepSeekReader:
         size = view_size(image, r)
         pad = r is not None and not spec(r).resize  # Base/Large keep the aspect ratio on grey
         pixels = normalize(fit_page(image, size, pad=pad)).unsqueeze(0)  # (1, 3, S, S)
-        ids = prompt_ids(self.encode_text, self.prompt, _positions(size))
+        ids = prompt_ids(self.encode_text, self.prompt, view_positions(size))
         return PageInput(tuple(ids), pixels.to(self.device, self.dtype), size, r)
 
     def logits_processor(self, prompt_length: int) -> SlidingWindowNoRepeatNGram | None:

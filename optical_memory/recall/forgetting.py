@@ -28,6 +28,7 @@ from typing import Any
 from optical_memory.errors import ConfigError, InputError
 from optical_memory.images import downsample
 from optical_memory.ladder import LADDER, Rung
+from optical_memory.pricing.deepseek import view_positions, view_vision_tokens
 from optical_memory.recall.base import RecallBackend
 from optical_memory.recall.metrics import bag_recall, char_accuracy
 from optical_memory.types import RenderedPage, Turn
@@ -44,8 +45,6 @@ __all__ = [
     "render_pages",
 ]
 
-_CELL = 64  # page pixels per vision-token side in every DeepSeek-OCR mode
-
 
 @dataclass(frozen=True, slots=True)
 class Level:
@@ -58,13 +57,12 @@ class Level:
     @property
     def vision_tokens(self) -> int:
         """Nominal vision tokens: (size / 64) squared."""
-        return (self.size // _CELL) ** 2
+        return view_vision_tokens(self.size)
 
     @property
     def positions(self) -> int:
         """Language-model positions: a newline per token row and one separator."""
-        grid = self.size // _CELL
-        return grid * (grid + 1) + 1
+        return view_positions(self.size)
 
 
 LEVELS: tuple[Level, ...] = (

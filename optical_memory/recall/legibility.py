@@ -3,7 +3,7 @@
 :func:`measure` renders needle pages with a profile (a real conversation, the bundled sample, with planted
 turns holding exact strings an agent would need: long numbers, hex ids and UUIDs, URLs, Chinese text
 with numbers, code identifiers), takes them down every rung of the profile, applies the provider's own
-server-side resize (:meth:`~optical_memory.providers.Provider.served_size`), reads them back with a reader
+server-side resize (:meth:`~optical_memory.pricing.providers.Provider.served_size`), reads them back with a reader
 and reports, per rung, character accuracy (:func:`~optical_memory.recall.metrics.char_accuracy`) and how
 many planted needles came back exactly. Accuracy is of the conversation's text: the layout's own marks
 (``↵``, ``¶``, ``↪``) are taken out of both the page text and the reading first, since an OCR reads them
@@ -34,8 +34,8 @@ from PIL import Image
 from optical_memory.conversation import turns_from_json
 from optical_memory.errors import InputError
 from optical_memory.images import downsample
-from optical_memory.profiles import RenderProfile
-from optical_memory.providers import Provider
+from optical_memory.pricing.profiles import RenderProfile
+from optical_memory.pricing.providers import Provider
 from optical_memory.recall.base import RecallBackend
 from optical_memory.recall.metrics import char_accuracy, normalize
 from optical_memory.renderers import ChatRenderer

@@ -16,7 +16,7 @@ from PIL import Image
 
 from optical_memory.cli import main
 from optical_memory.ladder import ORDER
-from optical_memory.providers import get_provider
+from optical_memory.pricing.providers import get_provider
 from tests.cli.conftest import conversation
 from tests.formats.test_formats import _validate
 

@@ -14,7 +14,7 @@ from optical_memory.cli import main
 from optical_memory.errors import ConfigError
 from optical_memory.ladder import Rung
 from optical_memory.memory import OpticalMemory
-from optical_memory.providers import get_provider
+from optical_memory.pricing.providers import get_provider
 from optical_memory.sheet import RUNG_COLOURS, SheetPage, contact_sheet, draw_sheet, page_caption
 from tests.cli.conftest import conversation
 

@@ -1,4 +1,4 @@
-"""The ladder: sizes, nominal tokens and the exact LM positions of each rung and of Gundam grids."""
+"""The ladder: the size and token grid of each rung, navigation, and Gundam tile grids."""
 
 import pytest
 
@@ -8,19 +8,17 @@ from optical_memory.ladder import Rung
 
 
 def test_rungs_match_deepseek_ocr_native_modes():
-    table = {s.rung: (s.size, s.vision_tokens, s.positions) for s in ladder.LADDER}
+    table = {s.rung: (s.size, s.grid) for s in ladder.LADDER}
     assert table == {
-        Rung.LARGE: (1280, 400, 421),
-        Rung.BASE: (1024, 256, 273),
-        Rung.SMALL: (640, 100, 111),
-        Rung.TINY: (512, 64, 73),
+        Rung.LARGE: (1280, 20),
+        Rung.BASE: (1024, 16),
+        Rung.SMALL: (640, 10),
+        Rung.TINY: (512, 8),
     }
     assert [s.resize for s in ladder.LADDER] == [False, False, True, True]
 
 
-def test_forgotten_costs_nothing_and_has_no_page():
-    assert ladder.positions("forgotten") == 0
-    assert ladder.vision_tokens(Rung.FORGOTTEN) == 0
+def test_forgotten_has_no_page():
     with pytest.raises(ConfigError, match="no page"):
         ladder.spec("forgotten")
 
@@ -37,15 +35,6 @@ def test_order_and_navigation():
 def test_unknown_rung_lists_the_names():
     with pytest.raises(ConfigError, match="large, base, small, tiny, forgotten"):
         ladder.as_rung("huge")
-
-
-@pytest.mark.parametrize(
-    ("w", "h", "positions", "tokens"),
-    [(3, 2, 893, 856), (2, 3, 903, 856), (1, 1, 273, 256), (3, 3, 30 * 31 + 273, 1156)],
-)
-def test_gundam_positions(w, h, positions, tokens):
-    assert ladder.gundam_positions(w, h) == positions
-    assert ladder.gundam_vision_tokens(w, h) == tokens
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,7 @@ from optical_memory.errors import InputError
 from optical_memory.images import decode_png, downsample, encode_png, quantize_gray
 from optical_memory.ladder import Rung
 from optical_memory.memory import OpticalMemory
-from optical_memory.profiles import PROFILES
+from optical_memory.pricing.profiles import PROFILES
 from optical_memory.renderers import ChatRenderer
 from optical_memory.types import RenderedPage, Turn
 
@@ -156,7 +156,7 @@ def test_stored_pages_are_4_bit_l_images_of_their_rung_size_and_match_the_cache(
     pages = [p for p in memory.pages() if p.sealed]
     assert {p.rung for p in pages} == set(DEEPSEEK_RUNGS)  # every rung is exercised
     for p in pages:
-        png = memory._store.page_png(memory._sid, p.page_id)
+        png = memory._w.store.page_png(memory._w.sid, p.page_id)
         assert png is not None and _bit_depth(png) == 4
         decoded = decode_png(png)
         shape = PROFILE.shape(p.rung)

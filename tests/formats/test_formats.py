@@ -36,7 +36,7 @@ from optical_memory.formats import (
 )
 from optical_memory.images import encode_png
 from optical_memory.ladder import Rung
-from optical_memory.providers import get_provider
+from optical_memory.pricing.providers import get_provider
 from optical_memory.types import ToolCall
 
 

@@ -257,7 +257,7 @@ def test_every_tool_call_pair_reached_the_model_intact(run: Run) -> None:
     image_pages = {i.page_id for i in context.items if isinstance(i, PageItem)}
     assert {f"page {p}," for p in image_pages} <= {t.split(" turn")[0] for t in texts(last)}
     with OpticalMemory.open(run.folder / "optical.db", session=SESSION) as m:
-        turns, pages = m._turns, m.pages()
+        turns, pages = m._w.turns, m.pages()
     on_pages = {s.turn for p in pages if p.page_id in image_pages for s in p.spans}
     calls = {c.id: i for i, t in enumerate(turns) for c in t.tool_calls}
     for i, t in enumerate(turns):  # each flushed pair: on page images the model got, or as text with its ids

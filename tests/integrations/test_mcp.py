@@ -81,7 +81,7 @@ def png(block: Any) -> Image.Image:
 def snapshot(db: Path) -> tuple[list[Any], list[Any]]:
     """What the store holds: every turn record and every page (read by a fresh memory)."""
     with OpticalMemory.open(db) as memory:
-        return list(memory._turns), memory.pages()
+        return list(memory._w.turns), memory.pages()
 
 
 def check_tool_pairs(summary: Mapping[str, Any], pages: list[Mapping[str, Any]], history: list[Any]) -> int:

@@ -46,7 +46,7 @@ from optical_memory import OpticalMemory
 from optical_memory.errors import ConfigError, InputError, ProviderError
 from optical_memory.formats import PageItem, TextItem
 from optical_memory.integrations.pydantic_ai import OpticalHistory, optical_messages, provider_of, to_turns
-from optical_memory.providers import get_provider
+from optical_memory.pricing.providers import get_provider
 
 ROOT = Path(__file__).resolve().parents[2]
 PROVIDER = "openai:gpt-4o"

@@ -19,6 +19,7 @@ def test_memory_methods():
         "arecall",
         "clear",
         "close",
+        "config",
         "context",
         "extend",
         "forget",
@@ -29,8 +30,10 @@ def test_memory_methods():
         "pages",
         "pin",
         "pop",
+        "profile",
         "prune",
         "recall",
+        "session",
         "sync",
         "unpin",
     ]

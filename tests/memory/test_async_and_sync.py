@@ -93,4 +93,4 @@ def test_extend_is_all_or_nothing_and_a_result_may_answer_a_call_of_the_batch() 
         memory.extend(bad)
     assert len(memory) == 6  # nothing of the refused batch was stored
     memory.extend(session[6:])
-    assert memory._turns[-2].name == "bash"  # a result takes its call's name from the same batch
+    assert memory._w.turns[-2].name == "bash"  # a result takes its call's name from the same batch

@@ -1,6 +1,6 @@
 """Learning from reported usage: ``observe_usage`` with figures recorded from real provider bills.
 
-Recorded figures used here (public measurements, see ``optical_memory.providers``):
+Recorded figures used here (public measurements, see ``optical_memory.pricing.providers``):
 
 - Claude on real traffic bills about 907 px^2 per image token (pxpipe ``docs/RENDER_SIZING.md``), where the
   28 px patch formula predicts 784: a ratio of about 0.864.
@@ -17,7 +17,7 @@ import pytest
 
 from optical_memory.errors import InputError
 from optical_memory.memory import CALIBRATION_BOUNDS, OpticalMemory
-from optical_memory.providers import get_provider
+from optical_memory.pricing.providers import get_provider
 
 from .helpers import turns
 
@@ -69,7 +69,7 @@ def test_reports_are_averaged_and_bounded(tmp_path: Path) -> None:
         exact = ctx.usage.text_tokens + round(ctx.usage.image_tokens / ctx.image_ratio)
         second = m.observe_usage(ctx, exact)
         assert second == pytest.approx((2.0 + 1.0) / 2, abs=0.01)  # the mean of the two reports
-        assert m._store.calibration(CLAUDE)[1] == 2
+        assert m._w.store.calibration(CLAUDE)[1] == 2
 
 
 def test_nothing_to_learn_and_bad_reports(tmp_path: Path) -> None:

@@ -36,7 +36,7 @@ def test_many_threads_adding(tmp_path):
     assert all_ids == list(range(400))  # unique and dense
     m.close()
     m = OpticalMemory.open(tmp_path / "t.db")
-    rows = m._store.turns(m._sid)
+    rows = m._w.store.turns(m._w.sid)
     assert len(rows) == 400
     for k, mine in ids.items():
         assert mine == sorted(mine)  # each thread's order preserved
@@ -77,7 +77,7 @@ def test_sigkill_loses_no_acknowledged_turn(tmp_path):
         acknowledged = lines[-1]
         with OpticalMemory.open(path) as m:
             assert len(m) >= acknowledged + 1  # every acknowledged turn (maybe one more) is there
-            rows = m._store.turns(m._sid)
+            rows = m._w.store.turns(m._w.sid)
             assert [r.turn_id for r in rows] == list(range(len(m)))
             m.context()  # and the store is usable
             acknowledged = len(m) - 1

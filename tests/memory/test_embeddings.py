@@ -23,6 +23,7 @@ from optical_memory.encoders.preprocess import normalize_bytes, page_bytes  # no
 from optical_memory.errors import ConfigError  # noqa: E402
 from optical_memory.ladder import Rung  # noqa: E402
 from optical_memory.memory import OpticalMemory  # noqa: E402
+from optical_memory.pricing import deepseek  # noqa: E402
 from tests.encoders.tiny import make_tiny_model  # noqa: E402
 from tests.recall.helpers import make_reader_checkpoint  # noqa: E402
 
@@ -98,7 +99,7 @@ def test_layout_values_and_usage(filled: OpticalMemory, tiny_model: Any, checkpo
     encoder = DeepSeekOCREncoder.from_pretrained(checkpoint, device="cpu")
     offset = 0
     for page, (start, end) in zip(pages, e.page_positions, strict=True):
-        assert end - start == ladder.positions(page.rung)  # 111 at Small, 73 at Tiny
+        assert end - start == deepseek.positions(page.rung)  # 111 at Small, 73 at Tiny
         assert bool((ids[start:end] == IMAGE).all()) and ids[end] != IMAGE
         want = encoder.encode([filled.page_image(page.page_id)], page.rung)[0]
         torch.testing.assert_close(
@@ -148,8 +149,8 @@ def test_pages_are_encoded_once_per_rung(checkpoint: Path, monkeypatch: pytest.M
     has_open = not m.pages()[-1].sealed
     assert counter.images() == len(sealed) + has_open
     assert len(counter.calls) == len({p.rung for p in sealed} | ({Rung.SMALL} if has_open else set()))
-    store = m._store
-    assert len(store.vision_token_keys(m._sid)) == len(sealed)  # the open page is not cached
+    store = m._w.store
+    assert len(store.vision_token_keys(m._w.sid)) == len(sealed)  # the open page is not cached
 
     counter.calls.clear()
     m.context(format="embeddings")
@@ -173,7 +174,7 @@ def test_pages_are_encoded_once_per_rung(checkpoint: Path, monkeypatch: pytest.M
     assert ("tiny", len(demoted)) in counter.calls
 
     m.forget(0)
-    assert all(key[0] != 0 for key in store.vision_token_keys(m._sid))
+    assert all(key[0] != 0 for key in store.vision_token_keys(m._w.sid))
     counter.calls.clear()
     m.context(format="embeddings")
     assert counter.images() == has_open  # nothing else to encode
@@ -210,7 +211,7 @@ def test_bfloat16_tokens_round_trip_through_the_cache(
     again = m.context(format="embeddings").embeddings
     assert counter.images() <= 1
     assert torch.equal(first.image_embeds.view(torch.int16), again.image_embeds.view(torch.int16))
-    assert {k[3] for k in m._store.vision_token_keys(m._sid)} == {"bfloat16"}
+    assert {k[3] for k in m._w.store.vision_token_keys(m._w.sid)} == {"bfloat16"}
 
 
 def test_a_turn_cannot_forge_image_positions(checkpoint: Path) -> None:
@@ -239,21 +240,21 @@ def test_the_vision_token_cache_is_bounded_and_prunes_other_encoders(checkpoint:
     m = OpticalMemory(config(checkpoint))
     fill(m)
     m.context(format="embeddings")
-    store = m._store
-    keys = store.vision_token_keys(m._sid)
+    store = m._w.store
+    keys = store.vision_token_keys(m._w.sid)
     sizes = [
         len(r.data)
-        for r in store.vision_tokens(m._sid, keys[0][2], [(k[0], k[1]) for k in keys], keys[0][3]).values()
+        for r in store.vision_tokens(m._w.sid, keys[0][2], [(k[0], k[1]) for k in keys], keys[0][3]).values()
     ]
     assert len(keys) >= 3 and m.prune() == 0  # within the default 256 MB: nothing goes
 
     fingerprint = keys[0][2]
     store.put_vision_tokens(
-        m._sid,
+        m._w.sid,
         "an-old-encoder",
-        [store.vision_tokens(m._sid, fingerprint, [keys[0][:2]], keys[0][3])[keys[0][:2]]],
+        [store.vision_tokens(m._w.sid, fingerprint, [keys[0][:2]], keys[0][3])[keys[0][:2]]],
     )
-    assert m.prune() == 1 and {k[2] for k in store.vision_token_keys(m._sid)} == {fingerprint}
+    assert m.prune() == 1 and {k[2] for k in store.vision_token_keys(m._w.sid)} == {fingerprint}
 
     bound = OpticalMemory.open(
         ":memory:",
@@ -263,7 +264,7 @@ def test_the_vision_token_cache_is_bounded_and_prunes_other_encoders(checkpoint:
     )
     fill(bound)
     bound.context(format="embeddings")
-    kept = bound._store.vision_token_keys(bound._sid)
+    kept = bound._w.store.vision_token_keys(bound._w.sid)
     assert len(kept) == 2  # the two newest pages' rows fit; the older ones went
     assert [k[0] for k in kept] == sorted(k[0] for k in keys)[-2:]
 

@@ -14,7 +14,8 @@ from optical_memory.decay import keep_levels, page_levels
 from optical_memory.errors import ConfigError, InputError, PageNotFoundError
 from optical_memory.ladder import Rung
 from optical_memory.memory import OpticalMemory
-from optical_memory.providers import get_provider
+from optical_memory.pricing import deepseek
+from optical_memory.pricing.providers import get_provider
 from optical_memory.renderers import PagePacker
 from optical_memory.store import Store
 from optical_memory.types import Turn
@@ -73,7 +74,7 @@ def test_recent_window_by_tokens():
     for t in turns(6, words=30):  # about 45 tokens each
         m.add(t)
     texts = [i for i in m.context(format="hf").items if hasattr(i, "content")]
-    assert [t.turn for t in texts][-2:] == [4, 5] and len(m._window) == 2
+    assert [t.turn for t in texts][-2:] == [4, 5] and len(m._w.window) == 2
     with pytest.raises(ConfigError, match="recent_turns or recent_tokens"):
         OpticalMemory({"recent_turns": None})
 
@@ -86,12 +87,12 @@ def test_pages_seal_in_order_and_cover_every_paged_turn(mem):
     covered = [s.turn for p in pages for s in p.spans]
     assert sorted(set(covered)) == list(range(1, len(mem) - 3))  # not the system prompt, not the window
     assert all(a.turns[1] <= b.turns[0] for a, b in itertools.pairwise(pages))
-    assert all(p.cost == ladder.positions(p.rung) for p in pages)
+    assert all(p.cost == deepseek.positions(p.rung) for p in pages)
 
 
 def test_forgetting_is_real_by_default(mem):
-    rows = mem._store.turns(mem._sid)
-    pending = set(mem._packer.pending_turn_ids())
+    rows = mem._w.store.turns(mem._w.sid)
+    pending = set(mem._w.packer.pending_turn_ids())
     for row in rows[1 : len(mem) - 3]:
         assert (row.content is None) == (row.turn_id not in pending)
     assert rows[0].content is not None  # the system prompt
@@ -107,7 +108,7 @@ def test_age_decay_downsamples_stored_pages_in_place(mem):
     expected += [Rung.TINY] * (len(pages) - len(expected))
     assert [p.rung for p in reversed(pages)] == expected[: len(pages)]
     for p in pages:
-        png = mem._store.page_png(mem._sid, p.page_id)
+        png = mem._w.store.page_png(mem._w.sid, p.page_id)
         assert Image.open(io.BytesIO(png)).size == (ladder.spec(p.rung).size,) * 2
         assert mem.page_image(p.page_id).size == (ladder.spec(p.rung).size,) * 2
 
@@ -176,7 +177,7 @@ def test_forget_deletes_the_image():
     m = filled(12)
     m.forget(0)
     assert m.pages()[0].rung is Rung.FORGOTTEN
-    assert m._store.page_png(m._sid, 0) is None
+    assert m._w.store.page_png(m._w.sid, 0) is None
     with pytest.raises(PageNotFoundError, match="forgotten"):
         m.page_image(0)
     assert all(i.page_id != 0 for i in m.context().items if hasattr(i, "image"))
@@ -305,7 +306,7 @@ def test_the_default_budget_is_half_the_models_window():
 
 def test_settled_pages_are_skipped_by_the_age_pass():
     m = filled(40)
-    real = m._policy
+    real = m._w.policy
     seen: list[int] = []
 
     class Recording:
@@ -315,22 +316,20 @@ def test_settled_pages_are_skipped_by_the_age_pass():
             seen.append(len(states))
             return real.assign(states, **kw)
 
-    m._policy = Recording()
+    m._w.policy = Recording()
     for t in turns(40, start=40):
         m.add(t)
-    assert m._settled > 0 and all(p.rung is Rung.TINY for p in m._pages[: m._settled])
+    assert m._w._settled > 0 and all(p.rung is Rung.TINY for p in m._w.pages[: m._w._settled])
     assert seen and max(seen) <= 9  # only pages that can still move: 8 above Tiny + the one settling
     fresh = filled(80)
     assert [(p.page_id, p.rung) for p in m.pages()] == [(p.page_id, p.rung) for p in fresh.pages()]
 
 
 def test_a_page_that_never_pays_keeps_its_text_without_holding_back_later_pages(monkeypatch):
-    import optical_memory.memory as memory_module
+    from optical_memory.writer import SessionWriter
 
-    real = memory_module.OpticalMemory._pays
-    monkeypatch.setattr(
-        memory_module.OpticalMemory, "_pays", lambda self, page: page.page_id != 1 and real(self, page)
-    )
+    real = SessionWriter._pays
+    monkeypatch.setattr(SessionWriter, "_pays", lambda self, page: page.page_id != 1 and real(self, page))
     m = filled(40)
     sealed = [p for p in m.pages() if p.sealed]
     assert len(sealed) >= 4

@@ -65,7 +65,7 @@ def test_sessions_share_a_file(tmp_path):
     with OpticalMemory.open(path, session="a") as a, OpticalMemory.open(path, session="b") as b:
         assert (len(a), len(b)) == (4, 1)
         assert (a.config.recent_turns, b.config.recent_turns) == (1, 5)
-        assert a._store.sessions() == ["a", "b"]
+        assert a._w.store.sessions() == ["a", "b"]
 
 
 def test_reopen_config_rules(tmp_path):

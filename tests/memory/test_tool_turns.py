@@ -40,9 +40,9 @@ def test_tool_calls_survive_the_store_and_a_reopen(tmp_path: Path) -> None:
             m.add(message)
         before = m.context(provider="openai:gpt-4o", budget=None).messages
     with OpticalMemory.open(path) as m:
-        rec = m._turns[2]
+        rec = m._w.turns[2]
         assert rec.tool_calls == (ToolCall("call_0", "bash", '{"cmd": "ls -l dir0"}'),)
-        assert m._turns[3].tool_call_id == "call_0" and m._turns[3].name == "bash"  # name from the call
+        assert m._w.turns[3].tool_call_id == "call_0" and m._w.turns[3].name == "bash"  # name from the call
         assert m.context(provider="openai:gpt-4o", budget=None).messages == before
         tail = [msg for msg in before if msg["role"] in ("assistant", "tool")][-3:]
         assert tail[0]["tool_calls"][0]["id"] == "call_11" and tail[1]["tool_call_id"] == "call_11"
@@ -58,12 +58,12 @@ def test_a_call_never_leaves_the_window_without_its_results() -> None:
             "tool_calls": [{"id": "c1", "function": {"name": "ls", "arguments": "{}"}}],
         }
     )
-    assert list(m._window) == [1]  # the call waits for its result
+    assert list(m._w.window) == [1]  # the call waits for its result
     m.add({"role": "tool", "tool_call_id": "c1", "content": "a.py b.py"})
-    assert list(m._window) == []
+    assert list(m._w.window) == []
     (page,) = m.pages()
     assert [s.turn for s in page.spans] == [0, 1, 2]
-    assert "→ ls({}) ⇒ a.py b.py" in m._pending().text
+    assert "→ ls({}) ⇒ a.py b.py" in m._w.pending().text
 
 
 def test_an_unanswered_call_leaves_once_newer_turns_come() -> None:
@@ -77,7 +77,7 @@ def test_an_unanswered_call_leaves_once_newer_turns_come() -> None:
     )
     m.add("never mind", role="user")
     m.add("ok", role="assistant")
-    assert list(m._window) == [2]
+    assert list(m._w.window) == [2]
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,7 @@ from PIL import Image, ImageDraw
 
 from optical_memory.errors import InputError
 from optical_memory.memory import OpticalMemory
-from optical_memory.providers import get_provider
+from optical_memory.pricing.providers import get_provider
 from tests.formats.test_formats import _validate
 from tests.memory.helpers import turns
 
@@ -44,7 +44,7 @@ def test_a_recent_turn_sends_its_images_priced_and_valid_in_every_format(tmp_pat
     with OpticalMemory.open(path, config={"provider": PROVIDER, "recent_turns": 4}) as memory:
         memory.add(pasted("What does this chart show?", chart_url(), chart_url((400, 300), "JPEG")))
     with OpticalMemory.open(path) as memory:  # kept through the store
-        images = memory._turns[0].images
+        images = memory._w.turns[0].images
         assert [(i.mime, i.width, i.height) for i in images] == [
             ("image/png", 800, 600),
             ("image/jpeg", 400, 300),
@@ -98,15 +98,15 @@ def test_images_are_dropped_with_their_text_once_the_page_pays() -> None:
     memory.add(pasted("chart", chart_url()))
     for t in turns(40):
         memory.add(t)
-    assert memory._turns[0].content is None and memory._turns[0].images == ()
+    assert memory._w.turns[0].content is None and memory._w.turns[0].images == ()
     assert memory.context(budget=None).usage.image_tokens > 0
 
 
 def test_what_cannot_be_kept_as_an_image_is_refused_or_marked() -> None:
     memory = OpticalMemory()
     memory.add(pasted("see", "https://example.com/chart.png"))
-    assert memory._turns[0].content == "see\n\n[image: https://example.com/chart.png]"
-    assert memory._turns[0].images == ()
+    assert memory._w.turns[0].content == "see\n\n[image: https://example.com/chart.png]"
+    assert memory._w.turns[0].images == ()
     call = {"id": "c1", "function": {"name": "shot", "arguments": "{}"}}
     memory.add({"role": "assistant", "content": None, "tool_calls": [call]})
     memory.add(
@@ -116,7 +116,7 @@ def test_what_cannot_be_kept_as_an_image_is_refused_or_marked() -> None:
             "content": [{"type": "image_url", "image_url": {"url": chart_url()}}],
         }
     )
-    assert "only user turns keep images" in memory._turns[2].content
+    assert "only user turns keep images" in memory._w.turns[2].content
     for bad, message in [
         ("data:image/png;base64,!!!", "not valid base64"),
         ("data:image/png;base64," + base64.b64encode(b"not an image").decode(), "readable image"),

@@ -94,7 +94,7 @@ def test_stored_png_bytes_are_sent_for_pages_at_their_stored_rung():
     ctx = m.context(provider="openai:gpt-4o")
     pages = [i for i in ctx.items if hasattr(i, "png")]
     sealed = [p for p in pages if p.page_id < sum(info.sealed for info in m.pages())]
-    assert sealed and all(p.png == m._store.page_png(m._sid, p.page_id) for p in sealed)
+    assert sealed and all(p.png == m._w.store.page_png(m._w.sid, p.page_id) for p in sealed)
     urls = [part["image_url"]["url"] for part in ctx.messages[0]["content"] if part["type"] == "image_url"]
     sent = [base64.b64decode(u.split(",", 1)[1]) for u in urls]
     assert sent[: len(sealed)] == [p.png for p in sealed]

@@ -9,7 +9,7 @@ import pytest
 from optical_memory.errors import ConfigError
 from optical_memory.ladder import Rung
 from optical_memory.policies import AgeLadder, PageState, get_policy, ladder_costs
-from optical_memory.providers import get_provider
+from optical_memory.pricing.providers import get_provider
 
 L, B, S, T, F = Rung.LARGE, Rung.BASE, Rung.SMALL, Rung.TINY, Rung.FORGOTTEN
 

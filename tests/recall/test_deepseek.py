@@ -13,10 +13,10 @@ from PIL import Image, ImageDraw
 
 from optical_memory.errors import CheckpointError, ConfigError, InputError
 from optical_memory.ladder import Rung
+from optical_memory.pricing.deepseek import IMAGE_TOKEN_ID
 from optical_memory.recall.deepseek import (
     BOS_ID,
     EOS_ID,
-    IMAGE_TOKEN_ID,
     DeepSeekReader,
     prompt_ids,
     view_size,

@@ -16,8 +16,8 @@ from PIL import Image
 
 from optical_memory.cli import main
 from optical_memory.memory import OpticalMemory
-from optical_memory.profiles import PROFILES
-from optical_memory.providers import get_provider
+from optical_memory.pricing.profiles import PROFILES
+from optical_memory.pricing.providers import get_provider
 from optical_memory.recall import legibility
 from optical_memory.recall.legibility import (
     KINDS,

@@ -41,12 +41,13 @@ def test_encoder_loads_the_official_folder_and_encodes_every_rung() -> None:
     from optical_memory.encoders import DeepSeekOCREncoder
     from optical_memory.images import downsample
     from optical_memory.ladder import LADDER
+    from optical_memory.pricing.deepseek import positions
 
     encoder = DeepSeekOCREncoder.from_pretrained(CHECKPOINT)
     page = _page()
     for rung in LADDER:
         (tokens,) = encoder.encode([downsample(page.image, rung.size)], rung.rung)
-        assert tokens.shape == (rung.positions, encoder.hidden_size)
+        assert tokens.shape == (positions(rung.rung), encoder.hidden_size)
         assert torch.isfinite(tokens.float()).all()
 
 

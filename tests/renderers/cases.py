@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from optical_memory.profiles import PROFILES
+from optical_memory.pricing.profiles import PROFILES
 from optical_memory.renderers import ChatRenderer, RenderStyle
 from optical_memory.types import RenderedPage, ToolCall, Turn
 

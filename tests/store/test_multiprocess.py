@@ -49,7 +49,7 @@ def _start(db: str, cwd: Path, session: str, name: str, n: int) -> subprocess.Po
 
 def _index(memory: OpticalMemory, turn: int) -> tuple[str, int]:
     """Which writer added a turn, and its number there (from the text ``name turn i: ...``)."""
-    content = memory._turns[turn].content
+    content = memory._w.turns[turn].content
     assert content is not None
     name, _, number = content.split()[:3]
     return name, int(number.rstrip(":"))

@@ -6,7 +6,7 @@ Each formula below is a pure function of the image size and the ``detail`` the i
 rows of :data:`MODELS` say which formula and which constants a model uses, each row dated and sourced:
 
 - ``deepseek-ocr``: the language-model positions of a native mode (421 / 273 / 111 / 73 for square pages
-  of 1280 / 1024 / 640 / 512 px), Gundam tiling for any other size.
+  of 1280 / 1024 / 640 / 512 px), Gundam tiling for any other size (:mod:`optical_memory.pricing.deepseek`).
 - OpenAI tile models (gpt-4o, gpt-4.1, gpt-4.5, o1, o3, gpt-5 and gpt-5.1): fit in 2048 x 2048, then the
   shortest side to 768, then ``base + tile * ceil(w/512) * ceil(h/512)``; ``detail="low"`` costs the base.
 - OpenAI patch models (gpt-4.1-mini/nano, o4-mini, gpt-5-mini/nano, gpt-5.2 and later): 32 px patches,
@@ -41,8 +41,8 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from optical_memory import ladder
 from optical_memory.errors import ProviderError
+from optical_memory.pricing.deepseek import deepseek_ocr_tokens
 from optical_memory.tokens import count_tokens
 
 logger = logging.getLogger(__name__)
@@ -61,17 +61,6 @@ DETAILS: dict[str, tuple[str, ...]] = {
 
 
 # --- the formulas ---------------------------------------------------------------------------------------
-
-
-def deepseek_ocr_tokens(width: int, height: int, detail: str | None = None) -> int:
-    """Language-model positions DeepSeek-OCR uses for an image of this size.
-
-    A square image at a rung's size uses that native mode; anything else goes through Gundam tiling
-    (a 1024 px global view, plus 640 px tiles when a side exceeds 640 px).
-    """
-    if width == height and (rung := ladder.rung_for_size(width)) is not None:
-        return ladder.positions(rung)
-    return ladder.gundam_positions(*ladder.gundam_grid(width, height))
 
 
 def served(width: int, height: int, detail: str | None = None) -> tuple[int, int]:

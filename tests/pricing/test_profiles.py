@@ -10,8 +10,8 @@ import pytest
 
 from optical_memory.errors import ConfigError
 from optical_memory.ladder import Rung
-from optical_memory.profiles import PROFILES, RungShape, load_profile, profile_for
-from optical_memory.providers import MODELS, get_provider
+from optical_memory.pricing.profiles import PROFILES, RungShape, load_profile, profile_for
+from optical_memory.pricing.providers import MODELS, get_provider
 
 
 def test_every_formula_has_its_profile() -> None:

@@ -6,7 +6,7 @@ import math
 import pytest
 
 from optical_memory.errors import ProviderError
-from optical_memory.providers import FAMILIES, MODELS, get_provider
+from optical_memory.pricing.providers import FAMILIES, MODELS, get_provider
 
 SIZES = (512, 640, 1024, 1280)
 
@@ -108,7 +108,7 @@ def test_qwen_one_token_per_28px_plus_wrappers():
 
 
 def test_unknown_model_of_known_provider_logs_and_uses_current_formula(caplog):
-    with caplog.at_level(logging.INFO, logger="optical_memory.providers"):
+    with caplog.at_level(logging.INFO, logger="optical_memory.pricing.providers"):
         p = get_provider("openai:gpt-9-vision")
     assert not p.known_model
     assert p.image_tokens(1024, 1024) == get_provider("openai:gpt-5.2").image_tokens(1024, 1024)

@@ -16,7 +16,7 @@ read digits and hex exactly from 14 px monospace cells of 9 x 16 px (144 px^2 a 
 ladder with 22 px prose, readable down to Tiny.
 
 :data:`PROFILES` is the table, one dated and sourced row per image formula (see
-:mod:`optical_memory.providers`). A memory's config may name another row, override fields of its
+:mod:`optical_memory.pricing.providers`). A memory's config may name another row, override fields of its
 provider's row (``{"body_px": 18}``), or load a profile file that ``optical-memory bench legibility
 --write-profile`` calibrated.
 """
