@@ -58,6 +58,8 @@ class Records:
         open_page: A render of the open page, or None.
         open_cost: The open page's turn pieces' text cost (see :func:`~optical_memory.pricing.costs.text_cost`).
         top: The rung pages are rendered at (the open page's rung).
+        history_tokens: Tokens of every turn's text in an encoding (what the history would cost as text,
+            without message overheads).
     """
 
     turns: Sequence[TurnRecord]
@@ -69,6 +71,7 @@ class Records:
     open_page: RenderedPage | None
     open_cost: Mapping[str, int]
     top: Rung
+    history_tokens: Callable[[str], int]
 
     def open_turns(self) -> tuple[int, int]:
         """The open page's first and last turn ids ((-1, -1) when there is none)."""
@@ -102,24 +105,81 @@ def text_cost_of(records: Records, cost: CostModel) -> int:
     return sum(cost.turn(records.turns[t].tokens, records.turns[t].images) for t in records.text)
 
 
-def page_texts(records: Records, cost: CostModel, *, allow_text: bool) -> list[int | None]:
-    """Each visible page's cost as text (None when its text is not kept, or pages go as images only)."""
-    return [
-        cost.page_text(p.text_cost) if allow_text and records.kept(p.spans) else None for p in records.visible
-    ]
+class PageTexts:
+    """Each visible page's cost as text (None when its text is not kept, or pages go as images only),
+    worked out for the pages a context looks at, once.
+
+    Args:
+        records: The memory's records.
+        cost: The target provider's prices.
+        allow_text: False when pages go as images only.
+    """
+
+    def __init__(self, records: Records, cost: CostModel, *, allow_text: bool) -> None:
+        self._records, self._cost, self._allow = records, cost, allow_text
+        self._known: dict[int, int | None] = {}
+
+    def __getitem__(self, i: int) -> int | None:
+        if i in self._known:
+            return self._known[i]
+        page = self._records.visible[i]
+        text = (
+            self._cost.page_text(page.text_cost) if self._allow and self._records.kept(page.spans) else None
+        )
+        self._known[i] = text
+        return text
 
 
-def page_states(
-    records: Records,
-    cost: CostModel,
-    texts: Sequence[int | None],
-    state: Callable[[Page, Mapping[Rung, int]], PageState],
-) -> list[PageState]:
-    """What the policy sees of each visible page: its cost at each rung, as text where that is cheaper."""
-    return [
-        state(page, cost.page_costs(page.page_id, page.turns, text))
-        for page, text in zip(records.visible, texts, strict=True)
-    ]
+class PageStates:
+    """What the policy sees of each visible page, built only for the pages a fit looks at.
+
+    Args:
+        records: The memory's records.
+        cost: The target provider's prices.
+        texts: Each visible page's cost as text (see :class:`PageTexts`).
+        state: A page's state given its costs at every rung.
+    """
+
+    def __init__(
+        self,
+        records: Records,
+        cost: CostModel,
+        texts: PageTexts,
+        state: Callable[[Page, Mapping[Rung, int]], PageState],
+    ) -> None:
+        self._records, self._cost, self._texts, self._state = records, cost, texts, state
+        self._built: dict[int, PageState] = {}
+
+    def costs(self, i: int) -> Mapping[Rung, int]:
+        """Visible page ``i``'s cost at every rung: as an image, or as text where that is cheaper."""
+        page = self._records.visible[i]
+        return self._cost.page_costs(page.page_id, page.turns, self._texts[i])
+
+    def __getitem__(self, i: int) -> PageState:
+        state = self._built.get(i)
+        if state is None:
+            state = self._built[i] = self._state(self._records.visible[i], self.costs(i))
+        return state
+
+
+def first_fitting(records: Records, states: PageStates, room: int) -> int:
+    """The oldest unpinned page the budget rule may still show when ``room`` tokens are left for pages.
+
+    Every policy shares :func:`~optical_memory.policies.base.fit_to_budget`: unpinned pages are forgotten,
+    oldest first, only once every unpinned page is at Tiny, and pinned pages go last. So once the newest
+    pages, even all at Tiny (no visible rung costs less), overflow ``room``, every older unpinned page is
+    forgotten whatever the rest. The unpinned page where they first overflow is returned: it stays among
+    the pages fitted (the fit itself forgets it), so the fit sees the same overflow and decides the same
+    as it would over every page. This keeps a context's fit to the pages a budget can hold, however long
+    the history.
+    """
+    visible = records.visible
+    used = 0
+    for i in range(len(visible) - 1, -1, -1):
+        used += states.costs(i)[Rung.TINY]
+        if used > room and visible[i].pinned is None:
+            return i
+    return 0
 
 
 @dataclass(slots=True)
@@ -176,14 +236,15 @@ class Shown:
 
 
 def show(
-    records: Records, rungs: Sequence[Rung], texts: Sequence[int | None], cost: CostModel, *, allow_text: bool
+    records: Records, rungs: Sequence[Rung], texts: PageTexts, cost: CostModel, *, allow_text: bool
 ) -> Shown:
     """Whether each page goes as text or as an image at its rung, and what the pages then cost."""
     tally = Tally()
-    as_text = []
-    for page, rung, text in zip(records.visible, rungs, texts, strict=True):
-        shown = rung is not Rung.FORGOTTEN
-        as_text.append(shown and tally.add(cost.page(page.page_id, page.turns, rung), text))
+    as_text = [False] * len(rungs)
+    for i, rung in enumerate(rungs):
+        if rung is not Rung.FORGOTTEN:
+            page = records.visible[i]
+            as_text[i] = tally.add(cost.page(page.page_id, page.turns, rung), texts[i])
     open_text = False
     if records.open_page is not None:
         image = cost.page(records.n_sealed, records.open_turns(), records.top)
@@ -198,8 +259,8 @@ def show(
 def fit(
     policy: DecayPolicy,
     records: Records,
-    states: Sequence[PageState],
-    texts: Sequence[int | None],
+    states: PageStates,
+    texts: PageTexts,
     cost: CostModel,
     budget: int,
     *,
@@ -211,10 +272,13 @@ def fit(
         policy: The memory's policy.
         records: The memory's records.
         states: The visible pages' states, priced by ``cost``.
-        texts: The visible pages' costs as text (see :func:`page_texts`).
+        texts: The visible pages' costs as text (see :class:`PageTexts`).
         cost: The target provider's prices.
         budget: Most tokens the context may cost.
         allow_text: Whether the open page may go as text.
+
+    Only the pages :func:`first_fitting` says a budget may hold are handed to the policy (with every
+    pinned page): the older ones are left out, as the budget rule would leave them.
 
     Returns:
         One rung per visible page (never sharper than stored), and the ids left out only for the budget.
@@ -224,23 +288,28 @@ def fit(
     """
     visible = records.visible
     text = text_cost_of(records, cost)
-    forgotten = [Rung.FORGOTTEN] * len(visible)
-    floor = show(records, forgotten, texts, cost, allow_text=allow_text).cost  # the open page alone
+    rungs = [Rung.FORGOTTEN] * len(visible)
+    floor = show(records, rungs, texts, cost, allow_text=allow_text).cost  # the open page alone
     check_floor(budget, text, floor)
     target = budget
+    left_out: list[int] = []
     # costs are additive except the introduction, paid once when any image shows: re-fit on overshoot
     for _ in range(_FIT_TRIES):
-        assignment = policy.assign(states, budget=target, fixed_cost=text + floor)
-        rungs = [
-            r if rank(r) >= rank(p.rung) else p.rung for p, r in zip(visible, assignment.rungs, strict=True)
-        ]
+        first = first_fitting(records, states, target - text - floor)
+        older_pinned = [i for i in range(first) if visible[i].pinned is not None]
+        fitted = [*older_pinned, *range(first, len(visible))]
+        assignment = policy.assign([states[i] for i in fitted], budget=target, fixed_cost=text + floor)
+        rungs = [Rung.FORGOTTEN] * len(visible)
+        for i, r in zip(fitted, assignment.rungs, strict=True):
+            rungs[i] = r if rank(r) >= rank(visible[i].rung) else visible[i].rung
+        left_out = [p.page_id for p in visible[:first] if p.pinned is None]
+        left_out += assignment.forgotten_for_budget
         total = text + show(records, rungs, texts, cost, allow_text=allow_text).cost
         if total <= budget:
-            return rungs, assignment.forgotten_for_budget
+            return rungs, tuple(sorted(left_out))
         target -= total - budget
     # the policy's estimate kept missing (its prices leave out what showing pages adds): leave pages out,
     # unpinned ones oldest first, then pinned ones; with every page out the floor checked above fits
-    left_out = list(assignment.forgotten_for_budget)
     order = sorted(range(len(visible)), key=lambda i: (visible[i].pinned is not None, i))
     for i in order:
         if rungs[i] is Rung.FORGOTTEN:
@@ -356,7 +425,7 @@ def usage(
     as_text: int,
 ) -> Usage:
     """The :class:`~optical_memory.context.Usage` of a context sending ``text`` and ``image`` tokens."""
-    history = sum(cost.text(t.tokens) for t in records.turns)
+    history = records.history_tokens(cost.encoding) + cost.overhead * len(records.turns)
     out = set(left_out)
     dropped = [p for p in records.visible if p.page_id in out] + list(records.forgotten)
     carried = history - sum(cost.page_text(p.text_cost) or p.text_tokens for p in dropped)

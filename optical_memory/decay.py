@@ -26,7 +26,7 @@ from PIL import Image
 
 from optical_memory.errors import PageNotFoundError, StoreError
 from optical_memory.formats import PageItem, page_label
-from optical_memory.images import decode_png, downsample, encode_png, quantize_gray, stored_png
+from optical_memory.images import decode_png, downsample, encode_png, quantize_gray
 from optical_memory.ladder import Rung
 from optical_memory.policies import PageState
 from optical_memory.pricing.profiles import RenderProfile
@@ -224,7 +224,7 @@ class PageImages:
                 png = self.png(self.get(page, rung), rung)[1]
             part = Encoded(png, base64.b64encode(png).decode("ascii"))
             self._parts.put(page.page_id, rung, part)
-        return PageItem(page.page_id, stored_png(part.png), rung, label, part.png, detail, part.b64)
+        return PageItem(page.page_id, None, rung, label, part.png, detail, part.b64)
 
     def store_at(self, page: Page, rung: Rung, top: Image.Image | None = None) -> None:
         """Replace a page's stored image by one at ``rung`` (none when forgotten); ``page.rung`` is unchanged.

@@ -33,6 +33,7 @@ whose result is on a page image, or the reverse, is written out as plain text (`
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -42,7 +43,7 @@ from typing import Any
 from PIL import Image
 
 from optical_memory.errors import ConfigError, InputError
-from optical_memory.images import encode_png
+from optical_memory.images import decode_png, encode_png
 from optical_memory.ladder import Rung, as_rung
 from optical_memory.pricing.providers import Provider
 from optical_memory.types import ToolCall, TurnImage
@@ -97,13 +98,14 @@ class TextItem:
     images: tuple[TurnImage, ...] = field(default=(), repr=False)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class PageItem:
     """A page of older turns, as an image at its current rung.
 
     Attributes:
         page_id: The page's id in the memory.
-        image: The page image at its rung (mode ``L`` or ``RGB``).
+        pixels: The page image at its rung (mode ``L`` or ``RGB``), or None when the item carries only
+            ``png`` (read :attr:`image`, which decodes it on first use).
         rung: The rung the image is at (never ``forgotten``: forgotten pages are left out).
         label: A short label shown before the image, e.g. ``page 3, turns 10-14``.
         png: The image's PNG bytes when already at hand (the memory passes the stored PNG of a page shown
@@ -114,12 +116,21 @@ class PageItem:
     """
 
     page_id: int
-    image: Image.Image = field(repr=False, compare=False)
+    pixels: Image.Image | None = field(repr=False, compare=False)
     rung: Rung
     label: str
     png: bytes | None = field(default=None, repr=False, compare=False)
     detail: str | None = None
     b64: str | None = field(default=None, repr=False, compare=False)
+
+    @functools.cached_property
+    def image(self) -> Image.Image:
+        """The page image at its rung (``pixels``, or ``png`` decoded once, on first use)."""
+        if self.pixels is not None:
+            return self.pixels
+        if self.png is None:
+            raise InputError("a page item needs its pixels or its PNG bytes")
+        return decode_png(self.png)
 
     def base64(self) -> str:
         """The page's PNG as base64 text: ``b64``, else ``png`` encoded, else the image as a PNG."""

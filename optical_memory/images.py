@@ -174,20 +174,6 @@ def decode_png(data: bytes, *, max_pixels: int = MAX_PIXELS) -> Image.Image:
     return _decode(data, max_pixels, failure="cannot decode image data", cap_name="")
 
 
-def stored_png(data: bytes) -> Image.Image:
-    """A page PNG the memory wrote itself, opened lazily: its pixels are decoded on first use.
-
-    For the pages a context hands out, so that a hosted format (which sends the bytes) never decodes them.
-
-    Raises:
-        InputError: If the bytes are not a PNG.
-    """
-    try:
-        return Image.open(io.BytesIO(data), formats=("PNG",))
-    except (UnidentifiedImageError, *_DECODE_ERRORS) as exc:
-        raise InputError(f"a stored page is not a PNG: {exc or type(exc).__name__}") from None
-
-
 def open_image_file(
     path: str | Path, *, max_pixels: int | None = None, max_bytes: int | None = None
 ) -> Image.Image:

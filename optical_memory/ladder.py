@@ -76,6 +76,7 @@ LADDER: tuple[RungSpec, ...] = (
 
 _BY_RUNG = {spec.rung: spec for spec in LADDER}
 ORDER: tuple[Rung, ...] = (*(spec.rung for spec in LADDER), Rung.FORGOTTEN)
+_RANKS = {rung: i for i, rung in enumerate(ORDER)}
 
 
 def as_rung(value: Rung | str) -> Rung:
@@ -107,7 +108,7 @@ def spec(rung: Rung | str) -> RungSpec:
 
 def rank(rung: Rung | str) -> int:
     """0 for the sharpest rung, increasing down the ladder; forgotten is last."""
-    return ORDER.index(as_rung(rung))
+    return _RANKS[as_rung(rung)]
 
 
 def sharper(a: Rung | str, b: Rung | str) -> bool:

@@ -361,7 +361,7 @@ class OpticalMemory:
             limit = resolve_budget(self.config.budget if budget == "config" else budget, target)
             allow_text = fmt != EMBEDDINGS
             records = self._records()
-            texts = assembly.page_texts(records, cost, allow_text=allow_text)
+            texts = assembly.PageTexts(records, cost, allow_text=allow_text)
 
             def build(fit_to: int | None) -> Context:
                 rungs, left_out = self._rungs(records, texts, cost, fit_to, allow_text=allow_text)
@@ -424,12 +424,13 @@ class OpticalMemory:
             self._w.pending(),
             self._w.open_cost(),
             self._w.top,
+            self._w.history_tokens,
         )
 
     def _rungs(
         self,
         records: assembly.Records,
-        texts: list[int | None],
+        texts: assembly.PageTexts,
         cost: CostModel,
         budget: int | None,
         *,
@@ -439,11 +440,11 @@ class OpticalMemory:
         if budget is None:
             return [p.rung for p in records.visible], ()
         now = time.time()
-        states = assembly.page_states(records, cost, texts, lambda p, costs: self._w.state(p, costs, now))
+        states = assembly.PageStates(records, cost, texts, lambda p, costs: self._w.state(p, costs, now))
         rungs, left_out = assembly.fit(
             self._w.policy, records, states, texts, cost, budget, allow_text=allow_text
         )
-        return [self.profile.clamp(r) for r in rungs], left_out
+        return [r if r is Rung.FORGOTTEN else self.profile.clamp(r) for r in rungs], left_out
 
     def _embeddings_context(
         self,

@@ -83,11 +83,11 @@ class Page:
     pinned: Rung | None = None
     text_cost: dict[str, int] = field(default_factory=dict)
     tallied: tuple[int, int | None] | None = field(default=None, compare=False)
+    turns: tuple[int, int] = field(init=False, compare=False)
+    """Ids of the first and last turn on the page."""
 
-    @property
-    def turns(self) -> tuple[int, int]:
-        """Ids of the first and last turn on the page."""
-        return turn_range(self.spans)
+    def __post_init__(self) -> None:
+        self.turns = turn_range(self.spans)
 
     @classmethod
     def from_row(cls, row: PageRow) -> Page:

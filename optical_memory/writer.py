@@ -40,7 +40,7 @@ from optical_memory.errors import ConfigError, InputError, OpticalMemoryError, S
 from optical_memory.images import encode_png
 from optical_memory.ladder import Rung, as_rung, rank
 from optical_memory.policies import AgeLadder, PageState
-from optical_memory.pricing.costs import CostModel
+from optical_memory.pricing.costs import CostModel, tokens_in
 from optical_memory.pricing.providers import Provider, get_provider
 from optical_memory.records import Page, TurnLookup, TurnRecord
 from optical_memory.renderers import PagePacker
@@ -208,6 +208,7 @@ class SessionWriter:
         self.vision = vision  # kept across reloads while its settings hold: the encoder loads once
         self.turns = [TurnRecord.from_row(t) for t in self.store.turns(self.sid)]
         self.calls = {c.id: c.name for rec in self.turns for c in rec.tool_calls}
+        self._history: dict[str, int] = {}  # every turn's tokens per encoding, counted once then kept
         self.pages = [Page.from_row(p) for p in self.store.pages(self.sid)]
         self.open_pin = None if row.open_pin is None else as_rung(row.open_pin)
         self.n_system = row.n_system
@@ -258,6 +259,8 @@ class SessionWriter:
         )
         self.turns.append(rec)
         self.calls.update((c.id, c.name) for c in t.tool_calls)
+        for encoding in self._history:
+            self._history[encoding] += tokens_in(tokens, encoding)
         self._out.insert_turn(self.sid, rec.to_row(tid))
         if self.n_system == tid and t.role == "system":
             self.n_system += 1
@@ -281,6 +284,8 @@ class SessionWriter:
         rec = self.turns.pop()
         for call in rec.tool_calls:
             self.calls.pop(call.id, None)
+        for encoding in self._history:
+            self._history[encoding] -= tokens_in(rec.tokens, encoding)
         if in_window:
             self.window.pop()
             self._window_o200k -= rec.tokens.get(DEFAULT_ENCODING, 0)
@@ -505,6 +510,13 @@ class SessionWriter:
         if self._pending_cost is None:
             self._pending_cost = assembly.page_text_cost(self.turns, self.packer.pending_spans())
         return self._pending_cost
+
+    def history_tokens(self, encoding: str) -> int:
+        """Tokens of every turn's text in ``encoding`` (counted once, then kept as a running sum)."""
+        n = self._history.get(encoding)
+        if n is None:
+            n = self._history[encoding] = sum(tokens_in(t.tokens, encoding) for t in self.turns)
+        return n
 
     def visible(self) -> Iterator[Page]:
         """The sealed pages not forgotten, oldest first."""

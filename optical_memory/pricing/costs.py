@@ -62,6 +62,7 @@ class CostModel:
         images[Rung.FORGOTTEN] = 0
         self.images: Mapping[Rung, int] = MappingProxyType(images)
         self._labels: dict[tuple[int, tuple[int, int]], int] = {}
+        self._page_costs: dict[tuple[int, tuple[int, int], int | None], Mapping[Rung, int]] = {}
         self._intro = count_tokens(intro_text(), self.encoding) + self.overhead
 
     def detail(self, rung: Rung) -> str | None:
@@ -74,8 +75,7 @@ class CostModel:
 
     def text(self, tokens: Mapping[str, int]) -> int:
         """Cost of one text turn whose per-encoding token counts are ``tokens``."""
-        n = tokens.get(self.encoding, tokens.get(DEFAULT_ENCODING, 0))
-        return n + self.overhead
+        return tokens_in(tokens, self.encoding) + self.overhead
 
     def pictures(self, images: Sequence[TurnImage]) -> int:
         """What the images a turn carries cost, sent as they are (at the model's default detail)."""
@@ -110,17 +110,28 @@ class CostModel:
             return 0
         return self.images[rung] + self.label(page_id, turns)
 
-    def page_costs(self, page_id: int, turns: tuple[int, int], text: int | None = None) -> dict[Rung, int]:
+    def page_costs(self, page_id: int, turns: tuple[int, int], text: int | None = None) -> Mapping[Rung, int]:
         """A page's cost at every rung: as an image, or as ``text`` when that is no dearer (the ``costs`` a
-        policy's PageState takes)."""
-        costs = {rung: self.page(page_id, turns, rung) for rung in ladder.ORDER}
-        if text is not None:
-            costs = {rung: c if rung is Rung.FORGOTTEN else min(c, text) for rung, c in costs.items()}
+        policy's PageState takes; kept, read-only, since every context asks again)."""
+        key = (page_id, turns, text)
+        costs = self._page_costs.get(key)
+        if costs is None:
+            if len(self._page_costs) > 200_000:
+                self._page_costs.clear()
+            image = {rung: self.page(page_id, turns, rung) for rung in ladder.ORDER}
+            if text is not None:
+                image = {rung: c if rung is Rung.FORGOTTEN else min(c, text) for rung, c in image.items()}
+            costs = self._page_costs[key] = MappingProxyType(image)
         return costs
 
     def intro(self, count: int) -> int:
         """Cost of presenting ``count`` page images at all: the introduction plus one message overhead."""
         return self._intro if count > 0 else 0
+
+
+def tokens_in(tokens: Mapping[str, int], encoding: str) -> int:
+    """A turn's tokens in ``encoding`` from its per-encoding counts (o200k's when that one is missing)."""
+    return tokens.get(encoding, tokens.get(DEFAULT_ENCODING, 0))
 
 
 def text_cost(pieces: Sequence[tuple[str, Sequence[ToolCall]]], encodings: Sequence[str]) -> dict[str, int]:
