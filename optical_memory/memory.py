@@ -62,7 +62,7 @@ from optical_memory.ladder import Rung, as_rung, rank
 from optical_memory.pricing.budget import resolve_budget
 from optical_memory.pricing.costs import CostModel, turn_text_tokens
 from optical_memory.pricing.profiles import RenderProfile
-from optical_memory.pricing.providers import get_provider
+from optical_memory.pricing.providers import Provider, get_provider
 from optical_memory.records import Page
 from optical_memory.renderers.packer import page_capacity
 from optical_memory.store import Store
@@ -81,8 +81,19 @@ CALIBRATION_BOUNDS = (0.5, 2.0)
 """The learned billed/predicted image ratio stays within these bounds (a report outside them is clipped)."""
 _EMBEDDINGS_FITS = 4
 """How many times an ``embeddings`` context is fitted again when its positions overshoot the budget."""
+_ENCODE_AHEAD = 2
+"""How many times an ``embeddings`` context steps out of the lock to get the vision tokens it lacks (the
+fits after that encode what they still lack under the lock: pages that changed meanwhile)."""
 _CALIBRATION_MEMORY = 20
 """Reports a learned ratio averages over (later reports move it by at most 1/20 each)."""
+
+
+class _EncodeFirst(Exception):
+    """An ``embeddings`` context lacks these pages' vision tokens: get them outside the lock, then build."""
+
+    def __init__(self, requests: list[TokenRequest], keys: list[tuple[object, ...]], encoder: Any) -> None:
+        super().__init__(f"{len(requests)} pages to encode first")
+        self.requests, self.keys, self.encoder = requests, keys, encoder
 
 
 class OpticalMemory:
@@ -352,6 +363,23 @@ class OpticalMemory:
         detail: str | None = None,
     ) -> Context:
         target = get_provider(provider or self.config.provider, detail=detail)
+        ready: dict[tuple[object, ...], Any] = {}  # vision tokens encoded ahead, outside the lock
+        for attempt in range(_ENCODE_AHEAD + 1):
+            try:
+                return self._locked_context(target, budget, format, ready, ahead=attempt < _ENCODE_AHEAD)
+            except _EncodeFirst as first:
+                self._encode_ahead(first, ready)
+        raise AssertionError("the last attempt encodes what it lacks itself")  # pragma: no cover
+
+    def _locked_context(
+        self,
+        target: Provider,
+        budget: Budget | Literal["config"],
+        format: str | None,
+        ready: dict[tuple[object, ...], Any],
+        *,
+        ahead: bool,
+    ) -> Context:
         with self._lock:
             self._check_open()
             if self._w.age_unit == "seconds":  # wall-clock ages move without adds: decay now
@@ -379,7 +407,7 @@ class OpticalMemory:
                 as_text = sum(shown.as_text) + shown.open_as_text
                 items = assembly.ordered(records, older)
                 if fmt == EMBEDDINGS:
-                    return self._embeddings_context(records, items, cost, left_out, limit)
+                    return self._embeddings_context(records, items, cost, left_out, limit, ready, ahead=ahead)
                 usage = assembly.message_usage(records, cost, items, left_out, limit, as_text)
                 formatted = build_messages(items, format=fmt, detail=target.detail)
                 return Context(
@@ -453,23 +481,57 @@ class OpticalMemory:
         cost: CostModel,
         left_out: tuple[int, ...],
         budget: int | None,
+        ready: dict[tuple[object, ...], Any],
+        *,
+        ahead: bool,
     ) -> Context:
-        """The ``embeddings`` context: vision tokens (cached per page, rung and encoder) laid out as ids."""
+        """The ``embeddings`` context: vision tokens (cached per page, rung and encoder) laid out as ids.
+
+        Tokens in ``ready`` (encoded ahead) are used as they are; with ``ahead``, pages without them raise
+        :class:`_EncodeFirst`, so that they are read or encoded without holding the memory's lock.
+        """
         from optical_memory.embeddings import load_tokenizer
 
         tokenizer = load_tokenizer(self._w.vision.tokenizer_path())  # fail before encoding anything
         encoder = self._w.vision.encoder
         shown = [i for i in items if isinstance(i, PageItem)]
+        # what identifies a page's tokens across attempts: a sealed page's sealing time, the open page's pieces
+        ident: dict[int, object] = {p.page_id: p.sealed_at for p in records.visible}
+        if records.open_page is not None:
+            ident[records.n_sealed] = records.open_page.spans
+        keys = [(p.page_id, p.rung, ident[p.page_id], encoder.fingerprint) for p in shown]
         requests = [
             TokenRequest(p.page_id, p.rung, p.image, cacheable=p.page_id < records.n_sealed) for p in shown
         ]
-        tokens, new_rows = page_tokens(self._w.store, self._w.sid, encoder, requests)
+        todo = [i for i, key in enumerate(keys) if key not in ready]
+        if todo and ahead:
+            raise _EncodeFirst([requests[i] for i in todo], [keys[i] for i in todo], encoder)
+        found, new_rows = page_tokens(self._w.store, self._w.sid, encoder, [requests[i] for i in todo])
         if new_rows:
             self._w.write(lambda: self._w.cache_tokens(encoder.fingerprint, new_rows), staged=False)
+        ready.update(zip((keys[i] for i in todo), found, strict=True))
+        tokens = [ready[key] for key in keys]
         inputs = assembly.embedding_inputs(tokenizer, items, tokens, self._w.n_system, self._w.vision.table)
         image = int(inputs.image_mask.sum())
         usage = assembly.usage(records, cost, len(inputs) - image, image, shown, left_out, budget, 0)
         return Context([], None, usage, EMBEDDINGS, cost.provider.name, tuple(items), inputs)
+
+    def _encode_ahead(self, first: _EncodeFirst, ready: dict[tuple[object, ...], Any]) -> None:
+        """Read or encode the vision tokens a context lacks without holding the memory's lock (adds and
+        other calls go on meanwhile), then cache the new rows of pages that are still the same pages."""
+        found, rows = page_tokens(self._w.store, self._w.sid, first.encoder, first.requests)
+        ready.update(zip(first.keys, found, strict=True))
+        sealed_at = {key[0]: key[2] for key in first.keys}
+        with self._lock:
+            self._check_open()
+            pages = self._w.pages
+            rows = [
+                r
+                for r in rows
+                if r.page_id < len(pages) and pages[r.page_id].sealed_at == sealed_at[r.page_id]
+            ]
+            if rows:
+                self._w.write(lambda: self._w.cache_tokens(first.encoder.fingerprint, rows), staged=False)
 
     def prune(self) -> int:
         """Bound the session's vision-token cache now: rows of encoders other than the configured one go,

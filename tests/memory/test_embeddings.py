@@ -8,6 +8,7 @@ the demoted pages, forget drops rows, a reopened file store reuses them.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -282,3 +283,30 @@ def test_an_embeddings_context_fits_its_budget_in_positions(filled: OpticalMemor
         assert usage.context_tokens <= budget and usage.budget == budget
         fitted += 1
     assert fitted >= 2
+
+
+def test_the_encoder_runs_without_holding_the_memory(
+    checkpoint: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    m = OpticalMemory(config(checkpoint))
+    fill(m)
+    added: list[int] = []
+    original = DeepSeekOCREncoder.encode
+
+    def encode(encoder: Any, images: Any, rung: Any) -> Any:
+        if not added:  # another thread adds a turn while the pages are encoded
+            worker = threading.Thread(target=lambda: added.append(m.add("meanwhile", role="user").turn_id))
+            worker.start()
+            worker.join(timeout=30)
+            assert added, "the add waited for the encoder: the memory's lock was held"
+        return original(encoder, images, rung)
+
+    monkeypatch.setattr(DeepSeekOCREncoder, "encode", encode)
+    context = m.context(format="embeddings")
+    assert added == [len(m) - 1]
+    assert context.embeddings is not None  # built from the memory as it is after that add
+    assert m._w.turns[-1].content == "meanwhile"
+    counter = Counter(monkeypatch)
+    again = m.context(format="embeddings")
+    assert counter.images() == (not m.pages()[-1].sealed)  # every sealed page was cached the first time
+    assert torch.equal(again.embeddings.input_ids, context.embeddings.input_ids)
