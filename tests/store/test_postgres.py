@@ -68,3 +68,15 @@ def test_an_unreachable_server_is_a_clear_error() -> None:
     pytest.importorskip("psycopg")
     with pytest.raises(StoreError, match=r"cannot connect to the store postgresql://u:\*\*\*@127.0.0.1:1/x"):
         OpticalMemory.open("postgresql://u:secret@127.0.0.1:1/x?connect_timeout=2", session="s")
+
+
+def test_pools_closed_at_shutdown_open_again_on_the_next_open(postgres_url: str) -> None:
+    from optical_memory.postgres import close_pools
+
+    session = _session()
+    with OpticalMemory.open(postgres_url, session=session, config=CONFIG) as memory:
+        memory.add("before the pools closed", role="user")
+    close_pools()
+    with OpticalMemory.open(postgres_url, session=session) as memory:
+        memory.add("after", role="assistant")
+        assert len(memory) == 2
