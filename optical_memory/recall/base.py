@@ -10,7 +10,7 @@ name       what reads the page                                                  
 exact      the text stored with the page (``keep_text=True``), no pixels read      nothing
 rapidocr   PP-OCR (ONNX models inside the ``rapidocr`` wheel) on the CPU           extra ``ocr``
 tesseract  the ``tesseract`` binary                                                Debian package
-endpoint   any OpenAI-compatible server (e.g. vLLM serving DeepSeek-OCR)           a server
+endpoint   any OpenAI-compatible server (e.g. vLLM serving DeepSeek-OCR)           extra ``endpoint``
 deepseek   DeepSeek-OCR (DeepEncoder + 3B MoE decoder) from a local checkpoint     extra ``model``
 =========  =====================================================================  ============
 

@@ -13,8 +13,10 @@ DeepSeek-OCR's own ``infer()`` and vLLM runners do around the network:
 - greedy decoding (transformers' ``generate``), the sliding-window no-repeat-n-gram rule (n 30 in 90 generated tokens,
   ``<td>``/``</td>`` exempt; :mod:`optical_memory.recall.ngram`), stopping at EOS (id 1) or
   ``max_new_tokens``;
-- streaming: text pieces are handed to a callback, or yielded by :meth:`DeepSeekReader.stream`, as tokens
-  come (incremental detokenisation that never splits a UTF-8 character).
+- streaming: transformers' ``TextIteratorStreamer`` turns tokens into text as whole words (or CJK
+  characters, or lines) are finished; decoding runs in a worker thread that may run at most
+  :data:`STREAM_QUEUE_SIZE` pieces ahead of the consumer, and a consumer that stops early stops the
+  decoding at its next step. Pieces are handed to a callback, or yielded by :meth:`DeepSeekReader.stream`.
 
 On a CUDA GPU the model runs in bfloat16; on the CPU in float32, which works but is slow (the full model
 takes minutes per page), and a warning says so. Pages whose side is not a ladder size (the forgetting
@@ -29,12 +31,13 @@ Sources: DeepSeek-OCR ``modeling_deepseekocr.py`` (``infer``, ``format_messages`
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -54,6 +57,7 @@ __all__ = [
     "BOS_ID",
     "EOS_ID",
     "PROMPTS",
+    "STREAM_QUEUE_SIZE",
     "DeepSeekReader",
     "PageInput",
     "prompt_ids",
@@ -70,6 +74,10 @@ PROMPTS: dict[str, str] = {
 }
 """DeepSeek-OCR's documented prompts: plain text (used for the Fox study) and grounded Markdown."""
 CHECKPOINT_ENV = "OPTICAL_MEMORY_CHECKPOINT"
+STREAM_QUEUE_SIZE = 32
+"""Text pieces the decoding thread may hold for a streaming consumer before it waits for it."""
+_POLL_S = 0.05
+"""How often a decoding thread waiting on a full queue looks whether its consumer has gone."""
 
 
 def view_size(image: Image.Image, rung: Rung | None) -> int:
@@ -122,44 +130,22 @@ class PageInput:
     rung: Rung | None
 
 
-class _Detokenizer:
-    """Incremental decoding that emits text only once its UTF-8 bytes are complete."""
+class _Cancelled:
+    """A transformers stopping criterion: stop every sequence once ``event`` is set.
 
-    def __init__(self, decode: Callable[[list[int]], str]) -> None:
-        self._decode = decode
-        self.ids: list[int] = []
-        self._prefix = 0  # start of the tokens decoded for context
-        self.read = 0  # tokens whose text has been emitted
-
-    def push(self, token_id: int) -> str:
-        self.ids.append(token_id)
-        before = self._decode(self.ids[self._prefix : self.read])
-        after = self._decode(self.ids[self._prefix :])
-        if len(after) > len(before) and not after.endswith("\ufffd"):
-            self._prefix, self.read = self.read, len(self.ids)
-            return after[len(before) :]
-        return ""
-
-
-class _TokenStreamer:
-    """A transformers streamer handing each generated token id to a callback.
-
-    ``generate`` first puts the prompt, then each new token; the prompt is skipped.
+    Duck-typed like :class:`~optical_memory.recall.ngram.SlidingWindowNoRepeatNGram`, so this module does not
+    import transformers before it decodes.
     """
 
-    def __init__(self, on_token: Callable[[int], None]) -> None:
-        self._on_token = on_token
-        self._prompt_seen = False
+    def __init__(self, event: threading.Event) -> None:
+        self.event = event
 
-    def put(self, value: Any) -> None:
-        if not self._prompt_seen:
-            self._prompt_seen = True
-            return
-        for token in value.reshape(-1).tolist():
-            self._on_token(int(token))
+    def __call__(self, input_ids: torch.Tensor, scores: Any, **kwargs: Any) -> torch.Tensor:
+        import torch
 
-    def end(self) -> None:
-        """Nothing to flush: the detokeniser holds back incomplete characters itself."""
+        return torch.full(
+            (input_ids.shape[0],), self.event.is_set(), dtype=torch.bool, device=input_ids.device
+        )
 
 
 class DeepSeekReader:
@@ -279,15 +265,20 @@ class DeepSeekReader:
         self,
         page: PageInput,
         *,
-        on_token: Callable[[int], None] | None = None,
+        streamer: Any = None,
+        cancel: threading.Event | None = None,
         stop_at_eos: bool = True,
     ) -> list[int]:
         """Greedy decoding through transformers' ``generate``; returns the generated ids (EOS included).
 
-        ``stop_at_eos=False`` always generates ``max_new_tokens`` tokens (for speed measurements).
+        Args:
+            page: What :meth:`prepare` made of the page.
+            streamer: A transformers streamer handed the prompt, then each new token.
+            cancel: Decoding stops at the next step once this event is set.
+            stop_at_eos: False always generates ``max_new_tokens`` tokens (for speed measurements).
         """
         torch = _import_torch()
-        from transformers import LogitsProcessorList
+        from transformers import LogitsProcessorList, StoppingCriteriaList
 
         ids = torch.tensor([page.input_ids], dtype=torch.long, device=self.device)  # (1, T)
         processor = self.logits_processor(ids.shape[1])
@@ -302,7 +293,8 @@ class DeepSeekReader:
                 min_new_tokens=0 if stop_at_eos else self.max_new_tokens,
                 eos_token_id=EOS_ID,
                 pad_token_id=EOS_ID,
-                streamer=_TokenStreamer(on_token) if on_token is not None else None,
+                streamer=streamer,
+                stopping_criteria=StoppingCriteriaList([_Cancelled(cancel)] if cancel is not None else []),
             )
         return [int(t) for t in out[0, ids.shape[1] :].tolist()]
 
@@ -320,51 +312,94 @@ class DeepSeekReader:
             InputError: If ``image`` is not a PIL image.
         """
         inputs = self.prepare(image, rung=rung)
-        detok = _Detokenizer(self.decode)
-
-        def on_token(token: int) -> None:
-            piece = detok.push(token)
-            if piece and on_text is not None:
-                on_text(piece)
-
         start = time.perf_counter()
-        generated = self.generate_ids(inputs, on_token=on_token)
+        if on_text is None:
+            generated = self.generate_ids(inputs)
+            self._warn_if_cut(generated)
+        else:
+            generated = []
+            # closed even when on_text raises, so the decoding stops rather than waiting on a full queue
+            with contextlib.closing(self._pieces(inputs, generated)) as pieces:
+                for piece in pieces:
+                    on_text(piece)
         seconds = time.perf_counter() - start
-        text = self.decode(generated)
-        emitted = self.decode(detok.ids[: detok.read])
-        if on_text is not None and len(text) > len(emitted) and text.startswith(emitted):
-            on_text(text[len(emitted) :])  # what an incomplete character held back
-        if generated and generated[-1] != EOS_ID:
-            logger.warning("stopped at max_new_tokens=%d before the end of the page", self.max_new_tokens)
-        return Reading(text, self.name, inputs.rung, seconds, len(generated))
+        return Reading(self.decode(generated), self.name, inputs.rung, seconds, len(generated))
 
     def stream(self, image: Image.Image, *, rung: Rung | str | None = None) -> Iterator[str]:
         """Yield the page's text piece by piece as it is generated (decoding runs in a worker thread).
 
+        Leaving early (a ``break`` out of the loop, or ``close()``) stops the decoding and ends its thread.
+
         Raises:
             InputError: If ``image`` is not a PIL image.
         """
-        pieces: queue.Queue[tuple[str, Any]] = queue.Queue()
+        yield from self._pieces(self.prepare(image, rung=rung), [])
+
+    def _pieces(self, page: PageInput, generated: list[int]) -> Generator[str, None, None]:
+        """Decode ``page`` in a worker thread, yielding the text its streamer finalises; ``generated``
+        receives the ids at the end.
+
+        However this generator ends (exhausted, closed early, or with an error), decoding is cancelled and
+        the worker joined before it returns, so no thread outlives it.
+        """
+        cancel = threading.Event()
+        streamer = _streamer_type()(self, cancel)
+        failure: list[BaseException] = []
 
         def work() -> None:
             try:
-                self.read(image, rung=rung, on_text=lambda s: pieces.put(("text", s)))
+                generated.extend(self.generate_ids(page, streamer=streamer, cancel=cancel))
             except BaseException as exc:  # handed to the consumer, re-raised there
-                pieces.put(("error", exc))
-            else:
-                pieces.put(("done", None))
+                failure.append(exc)
+                streamer.on_finalized_text("", stream_end=True)  # generate never reached streamer.end()
 
         worker = threading.Thread(target=work, name="deepseek-recall", daemon=True)
         worker.start()
-        while True:
-            kind, value = pieces.get()
-            if kind == "text":
-                yield value
-            elif kind == "error":
-                raise value
-            else:
-                break
-        worker.join()
+        try:
+            yield from streamer
+        finally:
+            cancel.set()
+            worker.join()
+        if failure:
+            raise failure[0]
+        self._warn_if_cut(generated)  # reached only when the stream ran to its end
+
+    def _warn_if_cut(self, generated: list[int]) -> None:
+        if generated and generated[-1] != EOS_ID:
+            logger.warning("stopped at max_new_tokens=%d before the end of the page", self.max_new_tokens)
+
+
+@functools.cache
+def _streamer_type() -> type[Any]:
+    """transformers' ``TextIteratorStreamer`` with a bounded queue and a cancel event, built on first use so
+    importing this module does not import transformers.
+    """
+    from transformers import TextIteratorStreamer
+
+    class BoundedTextStreamer(TextIteratorStreamer):
+        """Holds at most :data:`STREAM_QUEUE_SIZE` pieces; once ``cancel`` is set it drops what it is given,
+        so a decoding thread never waits on a consumer that has gone.
+        """
+
+        def __init__(self, reader: DeepSeekReader, cancel: threading.Event) -> None:
+            # The reader decodes as this streamer needs: BOS/EOS dropped, <|ref|> and the like kept.
+            super().__init__(reader, skip_prompt=True)  # type: ignore[arg-type]
+            self.text_queue: queue.Queue[str | None] = queue.Queue(maxsize=STREAM_QUEUE_SIZE)
+            self.cancel = cancel
+
+        def on_finalized_text(self, text: str, stream_end: bool = False) -> None:
+            items: list[str | None] = [text] if text else []  # the base class also queues empty pieces
+            if stream_end:
+                items.append(self.stop_signal)
+            for item in items:
+                while not self.cancel.is_set():
+                    try:
+                        self.text_queue.put(item, timeout=_POLL_S)
+                        break
+                    except queue.Full:
+                        continue
+
+    return BoundedTextStreamer
 
 
 @contextlib.contextmanager
