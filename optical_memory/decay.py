@@ -175,6 +175,7 @@ class PageImages:
         kept, png = self.png(image, page.rung)
         self._store.insert_page(self._sid, page.to_row(), png)
         self._cache.put(page.page_id, page.rung, kept)
+        self._keep_part(page.page_id, page.rung, png)
 
     def get(self, page: Page, rung: Rung, png: bytes | None = None) -> Image.Image:
         """A page's image at ``rung`` (its stored rung or lower); the cache keeps the returned image.
@@ -222,8 +223,7 @@ class PageImages:
             png = self._store.page_png(self._sid, page.page_id) if rung is page.rung else None
             if png is None:
                 png = self.png(self.get(page, rung), rung)[1]
-            part = Encoded(png, base64.b64encode(png).decode("ascii"))
-            self._parts.put(page.page_id, rung, part)
+            part = self._keep_part(page.page_id, rung, png)
         return PageItem(page.page_id, None, rung, label, part.png, detail, part.b64)
 
     def store_at(self, page: Page, rung: Rung, top: Image.Image | None = None) -> None:
@@ -243,8 +243,16 @@ class PageImages:
         self._store.set_page_image(self._sid, page.page_id, rung.value, png)
         self._cache.drop(page.page_id)
         self._parts.drop(page.page_id)
-        if image is not None:
+        if image is not None and png is not None:
             self._cache.put(page.page_id, rung, image)
+            self._keep_part(page.page_id, rung, png)
+
+    def _keep_part(self, page_id: int, rung: Rung, png: bytes) -> Encoded:
+        """Keep what a context sends of a page at a rung (kept as it is stored, so the next context reads
+        nothing back)."""
+        part = Encoded(png, base64.b64encode(png).decode("ascii"))
+        self._parts.put(page_id, rung, part)
+        return part
 
     def rerender(self, page: Page, turns: TurnLookup, packed_upto: int, style: RenderStyle) -> Image.Image:
         """The page at the top rung again, replayed from kept text with the same packer layout.
