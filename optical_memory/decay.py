@@ -165,11 +165,6 @@ class PageImages:
         """A page image of ``rung``'s size as kept at that rung (:func:`page_levels`), and its PNG bytes."""
         return page_png(image, page_levels(self.profile, rung))
 
-    def clear(self) -> None:
-        """Forget every cached image and part (after a reload)."""
-        self._cache.clear()
-        self._parts.clear()
-
     def insert(self, page: Page, image: Image.Image) -> None:
         """Store a newly sealed page with its image (at the page's rung, with the levels kept there)."""
         kept, png = self.png(image, page.rung)

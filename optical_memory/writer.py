@@ -221,7 +221,6 @@ class SessionWriter:
         self._pending_render: RenderedPage | None = None
         self._open_png: bytes | None = None  # the open page's PNG, encoded once per open page
         self._pending_cost: dict[str, int] | None = None
-        self.images.clear()
         self.tally = assembly.Tally()  # the sealed pages' share of the context cost, kept as running sums
         for page in self.pages:
             self._account(page, 1)
@@ -576,13 +575,13 @@ class SessionWriter:
         """Carry out ``action`` (which changes the session) and commit it as one transaction.
 
         ``check`` validates the request against the session's current state first (raising before
-        anything changes). With ``staged`` (for requests that render or encode), the action runs outside
+        anything changes); callers have caught up with the store just before (a write that slipped in since
+        is found at the commit). With ``staged`` (for requests that render or encode), the action runs outside
         the store's lock and its writes are applied by a short commit, carried out again if another writer
         committed meanwhile (see the module docstring); without, it runs under the lock.
         """
         if staged:
             for _ in range(OPTIMISTIC_TRIES - 1):
-                self.refresh()
                 if check is not None:
                     check()
                 self._out.stage()
