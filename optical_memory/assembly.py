@@ -52,26 +52,32 @@ class Records:
         turns: Every turn of the session (what the history would cost as text).
         text: Ids of the turns sent as text: the system prompt, then the recent window.
         n_system: How many of ``text`` are the system prompt.
-        visible: The sealed pages not forgotten, oldest first.
-        forgotten: The sealed pages forgotten, oldest first.
-        n_sealed: Sealed pages, forgotten ones too (the open page's id).
+        pages: Every sealed page, forgotten ones too, by id.
+        pinned: Ids of the pinned pages, ascending.
         open_page: A render of the open page, or None.
         open_cost: The open page's turn pieces' text cost (see :func:`~optical_memory.pricing.costs.text_cost`).
         top: The rung pages are rendered at (the open page's rung).
         history_tokens: Tokens of every turn's text in an encoding (what the history would cost as text,
             without message overheads).
+        sealed_text: What every sealed page counts for in the history on a cost model (the sum of
+            :meth:`~optical_memory.pricing.costs.CostModel.page_history` over them).
     """
 
     turns: Sequence[TurnRecord]
     text: Sequence[int]
     n_system: int
-    visible: Sequence[Page]
-    forgotten: Sequence[Page]
-    n_sealed: int
+    pages: Sequence[Page]
+    pinned: Sequence[int]
     open_page: RenderedPage | None
     open_cost: Mapping[str, int]
     top: Rung
     history_tokens: Callable[[str], int]
+    sealed_text: Callable[[CostModel], int]
+
+    @property
+    def n_sealed(self) -> int:
+        """Sealed pages, forgotten ones too (the open page's id)."""
+        return len(self.pages)
 
     def open_turns(self) -> tuple[int, int]:
         """The open page's first and last turn ids ((-1, -1) when there is none)."""
@@ -80,6 +86,20 @@ class Records:
     def kept(self, spans: Sequence[TurnSpan]) -> bool:
         """Whether the text of every turn on a page is still kept."""
         return all(self.turns[s.turn].content is not None for s in spans)
+
+    def visible(self, start: int = 0) -> list[Page]:
+        """The pages not forgotten a context may show when the unpinned ones before id ``start`` are left
+        out: the pinned pages before ``start``, then every page from ``start`` on, oldest first."""
+        older = [self.pages[i] for i in self.pinned if i < start]
+        return [*older, *(p for p in self.pages[start:] if p.rung is not Rung.FORGOTTEN)]
+
+    def left_before(self, start: int) -> list[int]:
+        """Ids of the pages not forgotten and not pinned before id ``start``."""
+        return [p.page_id for p in self.pages[:start] if p.rung is not Rung.FORGOTTEN and p.pinned is None]
+
+    def page_turns(self, page_id: int) -> tuple[int, int]:
+        """A page's first and last turn ids, the open page's too."""
+        return self.pages[page_id].turns if page_id < len(self.pages) else self.open_turns()
 
 
 def resolve_format(format: str | None, provider: Provider) -> str:
@@ -106,7 +126,7 @@ def text_cost_of(records: Records, cost: CostModel) -> int:
 
 
 class PageTexts:
-    """Each visible page's cost as text (None when its text is not kept, or pages go as images only),
+    """Each sealed page's cost as text (None when its text is not kept, or pages go as images only),
     worked out for the pages a context looks at, once.
 
     Args:
@@ -119,66 +139,61 @@ class PageTexts:
         self._records, self._cost, self._allow = records, cost, allow_text
         self._known: dict[int, int | None] = {}
 
-    def __getitem__(self, i: int) -> int | None:
-        if i in self._known:
-            return self._known[i]
-        page = self._records.visible[i]
+    def __getitem__(self, page: Page) -> int | None:
+        if page.page_id in self._known:
+            return self._known[page.page_id]
         text = (
             self._cost.page_text(page.text_cost) if self._allow and self._records.kept(page.spans) else None
         )
-        self._known[i] = text
+        self._known[page.page_id] = text
         return text
 
 
 class PageStates:
-    """What the policy sees of each visible page, built only for the pages a fit looks at.
+    """What the policy sees of each page, built only for the pages a fit looks at.
 
     Args:
-        records: The memory's records.
         cost: The target provider's prices.
-        texts: Each visible page's cost as text (see :class:`PageTexts`).
+        texts: Each page's cost as text (see :class:`PageTexts`).
         state: A page's state given its costs at every rung.
     """
 
     def __init__(
-        self,
-        records: Records,
-        cost: CostModel,
-        texts: PageTexts,
-        state: Callable[[Page, Mapping[Rung, int]], PageState],
+        self, cost: CostModel, texts: PageTexts, state: Callable[[Page, Mapping[Rung, int]], PageState]
     ) -> None:
-        self._records, self._cost, self._texts, self._state = records, cost, texts, state
+        self._cost, self._texts, self._state = cost, texts, state
         self._built: dict[int, PageState] = {}
 
-    def costs(self, i: int) -> Mapping[Rung, int]:
-        """Visible page ``i``'s cost at every rung: as an image, or as text where that is cheaper."""
-        page = self._records.visible[i]
-        return self._cost.page_costs(page.page_id, page.turns, self._texts[i])
+    def costs(self, page: Page) -> Mapping[Rung, int]:
+        """A page's cost at every rung: as an image, or as text where that is cheaper."""
+        return self._cost.page_costs(page.page_id, page.turns, self._texts[page])
 
-    def __getitem__(self, i: int) -> PageState:
-        state = self._built.get(i)
+    def __getitem__(self, page: Page) -> PageState:
+        state = self._built.get(page.page_id)
         if state is None:
-            state = self._built[i] = self._state(self._records.visible[i], self.costs(i))
+            state = self._built[page.page_id] = self._state(page, self.costs(page))
         return state
 
 
 def first_fitting(records: Records, states: PageStates, room: int) -> int:
-    """The oldest unpinned page the budget rule may still show when ``room`` tokens are left for pages.
+    """The id of the oldest unpinned page the budget rule may still show when ``room`` tokens are left for
+    pages.
 
     Every policy shares :func:`~optical_memory.policies.base.fit_to_budget`: unpinned pages are forgotten,
     oldest first, only once every unpinned page is at Tiny, and pinned pages go last. So once the newest
     pages, even all at Tiny (no visible rung costs less), overflow ``room``, every older unpinned page is
     forgotten whatever the rest. The unpinned page where they first overflow is returned: it stays among
     the pages fitted (the fit itself forgets it), so the fit sees the same overflow and decides the same
-    as it would over every page. This keeps a context's fit to the pages a budget can hold, however long
+    as it would over every page. This keeps a context's work to the pages a budget can hold, however long
     the history.
     """
-    visible = records.visible
     used = 0
-    for i in range(len(visible) - 1, -1, -1):
-        used += states.costs(i)[Rung.TINY]
-        if used > room and visible[i].pinned is None:
-            return i
+    for page in reversed(records.pages):
+        if page.rung is Rung.FORGOTTEN:
+            continue
+        used += states.costs(page)[Rung.TINY]
+        if used > room and page.pinned is None:
+            return page.page_id
     return 0
 
 
@@ -225,26 +240,40 @@ class Shown:
     """How the older conversation goes into one context.
 
     Attributes:
-        as_text: Per visible page, whether it goes as text (False for a page left out).
+        pages: The pages the context may show, oldest first (the pages before them are left out).
+        rungs: Each page's rung in this context (forgotten: left out).
+        as_text: Per page, whether it goes as text (False for a page left out).
         open_as_text: Whether the open page goes as text.
         cost: What the pages cost, the introduction included.
     """
 
+    pages: Sequence[Page]
+    rungs: Sequence[Rung]
     as_text: tuple[bool, ...]
     open_as_text: bool
     cost: int
 
+    @property
+    def n_as_text(self) -> int:
+        """Pages sent as text, the open page included."""
+        return sum(self.as_text) + self.open_as_text
+
 
 def show(
-    records: Records, rungs: Sequence[Rung], texts: PageTexts, cost: CostModel, *, allow_text: bool
+    records: Records,
+    pages: Sequence[Page],
+    rungs: Sequence[Rung],
+    texts: PageTexts,
+    cost: CostModel,
+    *,
+    allow_text: bool,
 ) -> Shown:
-    """Whether each page goes as text or as an image at its rung, and what the pages then cost."""
+    """Whether each of ``pages`` goes as text or as an image at its rung, and what the pages then cost."""
     tally = Tally()
     as_text = [False] * len(rungs)
-    for i, rung in enumerate(rungs):
+    for i, (page, rung) in enumerate(zip(pages, rungs, strict=True)):
         if rung is not Rung.FORGOTTEN:
-            page = records.visible[i]
-            as_text[i] = tally.add(cost.page(page.page_id, page.turns, rung), texts[i])
+            as_text[i] = tally.add(cost.page(page.page_id, page.turns, rung), texts[page])
     open_text = False
     if records.open_page is not None:
         image = cost.page(records.n_sealed, records.open_turns(), records.top)
@@ -253,7 +282,7 @@ def show(
     if tally.all_text(intro):
         as_text = [t or r is not Rung.FORGOTTEN for t, r in zip(as_text, rungs, strict=True)]
         open_text = records.open_page is not None
-    return Shown(tuple(as_text), open_text, tally.total(intro))
+    return Shown(pages, rungs, tuple(as_text), open_text, tally.total(intro))
 
 
 def fit(
@@ -265,14 +294,14 @@ def fit(
     budget: int,
     *,
     allow_text: bool,
-) -> tuple[list[Rung], tuple[int, ...]]:
+) -> tuple[list[Page], list[Rung], tuple[int, ...]]:
     """Rungs that fit ``budget`` for one context (the policy's budget rule; stored pages are untouched).
 
     Args:
         policy: The memory's policy.
         records: The memory's records.
-        states: The visible pages' states, priced by ``cost``.
-        texts: The visible pages' costs as text (see :class:`PageTexts`).
+        states: The pages' states, priced by ``cost``.
+        texts: The pages' costs as text (see :class:`PageTexts`).
         cost: The target provider's prices.
         budget: Most tokens the context may cost.
         allow_text: Whether the open page may go as text.
@@ -281,49 +310,57 @@ def fit(
     pinned page): the older ones are left out, as the budget rule would leave them.
 
     Returns:
-        One rung per visible page (never sharper than stored), and the ids left out only for the budget.
+        The pages the context may show (see :meth:`Records.visible`), one rung per page (never sharper
+        than stored), and the ids of every page left out only for the budget.
 
     Raises:
         ConfigError: If the budget is below what always stays (the text and the open page).
     """
-    visible = records.visible
     text = text_cost_of(records, cost)
-    rungs = [Rung.FORGOTTEN] * len(visible)
-    floor = show(records, rungs, texts, cost, allow_text=allow_text).cost  # the open page alone
+    floor = show(records, [], [], texts, cost, allow_text=allow_text).cost  # the open page alone
     check_floor(budget, text, floor)
     target = budget
-    left_out: list[int] = []
-    # costs are additive except the introduction, paid once when any image shows: re-fit on overshoot
+    # costs are additive except the introduction, paid once when any image shows: re-fit on overshoot;
+    # a lower target only moves the first page fitted later, so the pages of the first try hold them all
+    start = first_fitting(records, states, target - text - floor)
+    pages = records.visible(start)
+    rungs: list[Rung] = []
     for _ in range(_FIT_TRIES):
-        first = first_fitting(records, states, target - text - floor)
-        older_pinned = [i for i in range(first) if visible[i].pinned is not None]
-        fitted = [*older_pinned, *range(first, len(visible))]
-        assignment = policy.assign([states[i] for i in fitted], budget=target, fixed_cost=text + floor)
-        rungs = [Rung.FORGOTTEN] * len(visible)
-        for i, r in zip(fitted, assignment.rungs, strict=True):
-            rungs[i] = r if rank(r) >= rank(visible[i].rung) else visible[i].rung
-        left_out = [p.page_id for p in visible[:first] if p.pinned is None]
-        left_out += assignment.forgotten_for_budget
-        total = text + show(records, rungs, texts, cost, allow_text=allow_text).cost
+        first = first_fitting(records, states, target - text - floor) if rungs else start
+        fitted = [p for p in pages if p.page_id >= first or p.pinned is not None]
+        assignment = policy.assign([states[p] for p in fitted], budget=target, fixed_cost=text + floor)
+        chosen = {p.page_id: r for p, r in zip(fitted, assignment.rungs, strict=True)}
+        rungs = [_no_sharper(chosen.get(p.page_id, Rung.FORGOTTEN), p) for p in pages]
+        total = text + show(records, pages, rungs, texts, cost, allow_text=allow_text).cost
         if total <= budget:
-            return rungs, tuple(sorted(left_out))
+            return pages, rungs, _left_out(records, start, pages, rungs)
         target -= total - budget
     # the policy's estimate kept missing (its prices leave out what showing pages adds): leave pages out,
     # unpinned ones oldest first, then pinned ones; with every page out the floor checked above fits
-    order = sorted(range(len(visible)), key=lambda i: (visible[i].pinned is not None, i))
+    order = sorted(range(len(pages)), key=lambda i: (pages[i].pinned is not None, i))
     for i in order:
         if rungs[i] is Rung.FORGOTTEN:
             continue
         rungs[i] = Rung.FORGOTTEN
-        left_out.append(visible[i].page_id)
-        if text + show(records, rungs, texts, cost, allow_text=allow_text).cost <= budget:
+        if text + show(records, pages, rungs, texts, cost, allow_text=allow_text).cost <= budget:
             break
-    return rungs, tuple(sorted(left_out))
+    return pages, rungs, _left_out(records, start, pages, rungs)
+
+
+def _no_sharper(rung: Rung, page: Page) -> Rung:
+    """``rung``, or the page's stored rung when ``rung`` is sharper."""
+    return rung if rank(rung) >= rank(page.rung) else page.rung
+
+
+def _left_out(records: Records, start: int, pages: Sequence[Page], rungs: Sequence[Rung]) -> tuple[int, ...]:
+    """Ids of the pages a fit left out, ascending: the unpinned ones before ``start``, and those of
+    ``pages`` it forgot."""
+    later = [p.page_id for p, r in zip(pages, rungs, strict=True) if r is Rung.FORGOTTEN]
+    return tuple(sorted([*records.left_before(start), *later]))
 
 
 def older_items(
     records: Records,
-    rungs: Sequence[Rung],
     shown: Shown,
     cost: CostModel,
     image: Callable[[Page, Rung], PageItem],
@@ -335,7 +372,7 @@ def older_items(
     page's PNG when the format sends bytes.
     """
     items: list[Item] = []
-    for page, rung, as_text in zip(records.visible, rungs, shown.as_text, strict=True):
+    for page, rung, as_text in zip(shown.pages, shown.rungs, shown.as_text, strict=True):
         if rung is Rung.FORGOTTEN:
             continue
         if as_text:
@@ -388,20 +425,18 @@ def message_usage(
     records: Records,
     cost: CostModel,
     items: Sequence[Item],
+    shown: Shown,
     left_out: tuple[int, ...],
     budget: int | None,
-    as_text: int,
 ) -> Usage:
     """What a message context costs: its text items, the introduction and page labels, and page images."""
-    turns = {p.page_id: p.turns for p in records.visible}
-    turns[records.n_sealed] = records.open_turns()
     pages = [i for i in items if isinstance(i, PageItem)]
-    labels = sum(cost.label(i.page_id, turns[i.page_id]) for i in pages)
+    labels = sum(cost.label(i.page_id, records.page_turns(i.page_id)) for i in pages)
     text = sum(_item_text_cost(i, records, cost) for i in items if isinstance(i, TextItem))
     text += cost.intro(len(pages)) + labels
     image = sum(cost.images[i.rung] for i in pages)
     image += sum(cost.pictures(i.images) for i in items if isinstance(i, TextItem))
-    return usage(records, cost, text, image, pages, left_out, budget, as_text)
+    return usage(records, cost, text, image, pages, shown, left_out, budget)
 
 
 def _item_text_cost(item: TextItem, records: Records, cost: CostModel) -> int:
@@ -419,21 +454,26 @@ def usage(
     cost: CostModel,
     text: int,
     image: int,
-    shown: Sequence[PageItem],
+    images: Sequence[PageItem],
+    shown: Shown,
     left_out: tuple[int, ...],
     budget: int | None,
-    as_text: int,
 ) -> Usage:
-    """The :class:`~optical_memory.context.Usage` of a context sending ``text`` and ``image`` tokens."""
+    """The :class:`~optical_memory.context.Usage` of a context sending ``text`` and ``image`` tokens, with
+    ``images`` among its items and its pages as ``shown`` says."""
     history = records.history_tokens(cost.encoding) + cost.overhead * len(records.turns)
-    out = set(left_out)
-    dropped = [p for p in records.visible if p.page_id in out] + list(records.forgotten)
-    carried = history - sum(cost.page_text(p.text_cost) or p.text_tokens for p in dropped)
+    # what the sealed pages not carried (forgotten or left out) count for: all of them less those carried
+    carried_pages = sum(
+        cost.page_history(p.text_cost, p.text_tokens)
+        for p, r in zip(shown.pages, shown.rungs, strict=True)
+        if r is not Rung.FORGOTTEN
+    )
+    carried = history - (records.sealed_text(cost) - carried_pages)
     total = text + image
     ratio = history / total if total else 1.0
-    per_rung = _per_rung(records, shown, as_text)
+    per_rung = _per_rung(records, images, shown.n_as_text)
     return Usage(
-        history, text, image, total, per_rung, ratio, tuple(left_out), max(carried, 0), as_text, budget
+        history, text, image, total, per_rung, ratio, left_out, max(carried, 0), shown.n_as_text, budget
     )
 
 

@@ -392,23 +392,23 @@ class OpticalMemory:
             texts = assembly.PageTexts(records, cost, allow_text=allow_text)
 
             def build(fit_to: int | None) -> Context:
-                rungs, left_out = self._rungs(records, texts, cost, fit_to, allow_text=allow_text)
-                shown = assembly.show(records, rungs, texts, cost, allow_text=allow_text)
+                pages, rungs, left_out = self._rungs(records, texts, cost, fit_to, allow_text=allow_text)
+                shown = assembly.show(records, pages, rungs, texts, cost, allow_text=allow_text)
                 # hosted formats send PNG bytes: reuse the stored ones (hf and embeddings take pixels)
                 with_png = fmt not in ("hf", EMBEDDINGS)
                 older = assembly.older_items(
                     records,
-                    rungs,
                     shown,
                     cost,
                     lambda p, r: self._w.images.item(p, r, with_png=with_png, detail=cost.detail(r)),
                     self._w.pending_png if with_png else lambda: None,
                 )
-                as_text = sum(shown.as_text) + shown.open_as_text
                 items = assembly.ordered(records, older)
                 if fmt == EMBEDDINGS:
-                    return self._embeddings_context(records, items, cost, left_out, limit, ready, ahead=ahead)
-                usage = assembly.message_usage(records, cost, items, left_out, limit, as_text)
+                    return self._embeddings_context(
+                        records, items, shown, cost, left_out, limit, ready, ahead=ahead
+                    )
+                usage = assembly.message_usage(records, cost, items, shown, left_out, limit)
                 formatted = build_messages(items, format=fmt, detail=target.detail)
                 return Context(
                     formatted.messages,
@@ -446,13 +446,13 @@ class OpticalMemory:
             self._w.turns,
             (*range(self._w.n_system), *self._w.window),
             self._w.n_system,
-            list(self._w.visible()),
-            [p for p in self._w.pages if p.rung is Rung.FORGOTTEN],
-            len(self._w.pages),
+            self._w.pages,
+            sorted(self._w.pinned),
             self._w.pending(),
             self._w.open_cost(),
             self._w.top,
             self._w.history_tokens,
+            self._w.sealed_text,
         )
 
     def _rungs(
@@ -463,21 +463,24 @@ class OpticalMemory:
         budget: int | None,
         *,
         allow_text: bool,
-    ) -> tuple[list[Rung], tuple[int, ...]]:
-        """Each visible page's rung in this context: the stored one, or what fits ``budget``."""
+    ) -> tuple[list[Page], list[Rung], tuple[int, ...]]:
+        """The pages this context may show and each one's rung: the stored one, or what fits ``budget``;
+        and the ids of the pages left out for the budget."""
         if budget is None:
-            return [p.rung for p in records.visible], ()
+            pages = records.visible()
+            return pages, [p.rung for p in pages], ()
         now = time.time()
-        states = assembly.PageStates(records, cost, texts, lambda p, costs: self._w.state(p, costs, now))
-        rungs, left_out = assembly.fit(
+        states = assembly.PageStates(cost, texts, lambda p, costs: self._w.state(p, costs, now))
+        pages, rungs, left_out = assembly.fit(
             self._w.policy, records, states, texts, cost, budget, allow_text=allow_text
         )
-        return [r if r is Rung.FORGOTTEN else self.profile.clamp(r) for r in rungs], left_out
+        return pages, [r if r is Rung.FORGOTTEN else self.profile.clamp(r) for r in rungs], left_out
 
     def _embeddings_context(
         self,
         records: assembly.Records,
         items: list[Item],
+        shown: assembly.Shown,
         cost: CostModel,
         left_out: tuple[int, ...],
         budget: int | None,
@@ -494,14 +497,18 @@ class OpticalMemory:
 
         tokenizer = load_tokenizer(self._w.vision.tokenizer_path())  # fail before encoding anything
         encoder = self._w.vision.encoder
-        shown = [i for i in items if isinstance(i, PageItem)]
-        # what identifies a page's tokens across attempts: a sealed page's sealing time, the open page's pieces
-        ident: dict[int, object] = {p.page_id: p.sealed_at for p in records.visible}
-        if records.open_page is not None:
-            ident[records.n_sealed] = records.open_page.spans
-        keys = [(p.page_id, p.rung, ident[p.page_id], encoder.fingerprint) for p in shown]
+        images = [i for i in items if isinstance(i, PageItem)]
+
+        def ident(page_id: int) -> object:
+            """What identifies a page's tokens across attempts: a sealed page's sealing time, the open
+            page's pieces."""
+            if page_id < records.n_sealed:
+                return records.pages[page_id].sealed_at
+            return records.open_page.spans if records.open_page is not None else None
+
+        keys = [(p.page_id, p.rung, ident(p.page_id), encoder.fingerprint) for p in images]
         requests = [
-            TokenRequest(p.page_id, p.rung, p.image, cacheable=p.page_id < records.n_sealed) for p in shown
+            TokenRequest(p.page_id, p.rung, p.image, cacheable=p.page_id < records.n_sealed) for p in images
         ]
         todo = [i for i, key in enumerate(keys) if key not in ready]
         if todo and ahead:
@@ -513,7 +520,7 @@ class OpticalMemory:
         tokens = [ready[key] for key in keys]
         inputs = assembly.embedding_inputs(tokenizer, items, tokens, self._w.n_system, self._w.vision.table)
         image = int(inputs.image_mask.sum())
-        usage = assembly.usage(records, cost, len(inputs) - image, image, shown, left_out, budget, 0)
+        usage = assembly.usage(records, cost, len(inputs) - image, image, images, shown, left_out, budget)
         return Context([], None, usage, EMBEDDINGS, cost.provider.name, tuple(items), inputs)
 
     def _encode_ahead(self, first: _EncodeFirst, ready: dict[tuple[object, ...], Any]) -> None:

@@ -28,7 +28,7 @@ import json
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from PIL import Image
@@ -210,6 +210,8 @@ class SessionWriter:
         self.calls = {c.id: c.name for rec in self.turns for c in rec.tool_calls}
         self._history: dict[str, int] = {}  # every turn's tokens per encoding, counted once then kept
         self.pages = [Page.from_row(p) for p in self.store.pages(self.sid)]
+        self.pinned = {p.page_id for p in self.pages if p.pinned is not None}
+        self._sealed: dict[str, list[int]] = {}  # the sealed pages' text per encoding: tokens, messages
         self.open_pin = None if row.open_pin is None else as_rung(row.open_pin)
         self.n_system = row.n_system
         self.packed_upto = row.packed_upto
@@ -361,6 +363,10 @@ class SessionWriter:
         page.pinned, self.open_pin = self.open_pin, None  # a pin on the open page holds once it is sealed
         self.images.insert(page, rendered.image)
         self.pages.append(page)
+        if page.pinned is not None:
+            self.pinned.add(pid)
+        for encoding, sums in self._sealed.items():
+            _count_sealed(sums, page, encoding)
         self._account(page, 1)
         return pid
 
@@ -517,9 +523,16 @@ class SessionWriter:
             n = self._history[encoding] = sum(tokens_in(t.tokens, encoding) for t in self.turns)
         return n
 
-    def visible(self) -> Iterator[Page]:
-        """The sealed pages not forgotten, oldest first."""
-        return (p for p in self.pages if p.rung is not Rung.FORGOTTEN)
+    def sealed_text(self, cost: CostModel) -> int:
+        """What every sealed page counts for in the history on ``cost`` (the sum of
+        :meth:`~optical_memory.pricing.costs.CostModel.page_history`; counted once, then kept as running
+        sums)."""
+        sums = self._sealed.get(cost.encoding)
+        if sums is None:
+            sums = self._sealed[cost.encoding] = [0, 0]
+            for page in self.pages:
+                _count_sealed(sums, page, cost.encoding)
+        return sums[0] + cost.overhead * sums[1]
 
     def current_cost(self) -> int:
         """The memory's provider's context cost without a budget (kept as running sums)."""
@@ -550,8 +563,10 @@ class SessionWriter:
         self._out.set_pin(self.sid, page.page_id, None if target is None else target.value)
         page.pinned = target
         if target is not None:
+            self.pinned.add(page_id)
             self._set_rung(page, target)
         else:
+            self.pinned.discard(page_id)
             self.apply_age(force=True)
 
     def set_open_pin(self, pin: Rung | None) -> None:
@@ -565,6 +580,7 @@ class SessionWriter:
         if page.pinned is not None:
             self._out.set_pin(self.sid, page.page_id, None)
             page.pinned = None
+            self.pinned.discard(page_id)
         self._set_rung(page, Rung.FORGOTTEN)
         if not self.config.keep_text:
             self._drop_paid_text([page.page_id])
@@ -654,3 +670,13 @@ class SessionWriter:
         """Remove every turn and page of the session (its config stays)."""
         self.write(lambda: self.store.clear_session(self.sid), staged=False)
         self.load()
+
+
+def _count_sealed(sums: list[int], page: Page, encoding: str) -> None:
+    """Add a sealed page's text (tokens in ``encoding``, messages) to running sums, as
+    :meth:`~optical_memory.pricing.costs.CostModel.page_history` counts it."""
+    if page.text_cost:
+        sums[0] += tokens_in(page.text_cost, encoding)
+        sums[1] += page.text_cost.get("messages", 1)
+    else:
+        sums[0] += page.text_tokens

@@ -94,6 +94,12 @@ class CostModel:
         n = text_cost.get(self.encoding, text_cost.get(DEFAULT_ENCODING, 0))
         return n + self.overhead * text_cost.get("messages", 1)
 
+    def page_history(self, text_cost: Mapping[str, int], text_tokens: int) -> int:
+        """What a sealed page counts for in the history's cost: its turn pieces' cost as text, or its
+        ``text_tokens`` when that cost is not known."""
+        text = self.page_text(text_cost)
+        return text_tokens if text is None else text
+
     def label(self, page_id: int, turns: tuple[int, int]) -> int:
         """Tokens of a page's label."""
         key = (page_id, turns)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 
 from optical_memory import assembly
+from optical_memory.ladder import Rung
 from optical_memory.memory import OpticalMemory
+from optical_memory.pricing.providers import get_provider
 
 from .helpers import turns
 
@@ -15,13 +17,21 @@ def long_memory() -> OpticalMemory:
     m = OpticalMemory({"recent_turns": 2, "keep_text": True})
     m.add("You are a careful assistant.", role="system")
     m.extend(turns(90))
+    m.forget(5)  # a page forgotten in the store, among the pages a budget may show
     return m
 
 
 def _decided(m: OpticalMemory, provider: str, budget: int) -> tuple:
     ctx = m.context(provider=provider, budget=budget)
     shown = [(i.page_id, i.rung) for i in ctx.items if hasattr(i, "rung")]
-    return shown, ctx.usage.forgotten_for_budget, ctx.usage.context_tokens
+    used = ctx.usage
+    left_out = used.forgotten_for_budget
+    # what the context carries: the history less every sealed page not shown, counted page by page here
+    cost = m._w.cost_model(get_provider(provider))
+    dropped = [p for p in m._w.pages if p.rung is Rung.FORGOTTEN or p.page_id in set(left_out)]
+    carried = used.history_text_tokens - sum(cost.page_history(p.text_cost, p.text_tokens) for p in dropped)
+    assert used.carried_text_tokens == max(carried, 0)
+    return shown, left_out, used.context_tokens, used.carried_text_tokens, dict(used.pages_per_rung)
 
 
 @pytest.mark.parametrize("provider", ["openai:gpt-4o", "anthropic:claude-sonnet-4-5", "deepseek-ocr"])

@@ -86,3 +86,31 @@ def test_a_failed_write_leaves_memory_and_store_as_they_were(
     assert (_contents(memory), [p.rung for p in memory.pages()]) == before
     reopened = OpticalMemory.open(path)
     assert (_contents(reopened), [p.rung for p in reopened.pages()]) == before
+
+
+def test_the_running_sums_a_context_reads_match_a_fresh_count(tmp_path: Path) -> None:
+    from optical_memory.pricing.providers import get_provider
+
+    from .helpers import turns
+
+    path = tmp_path / "m.db"
+    m = OpticalMemory.open(path, config={"recent_turns": 2, "keep_text": True})
+    costs = [m._w.cost_model(get_provider(p)) for p in ("openai:gpt-4o", "anthropic:claude-sonnet-4-5")]
+    before = [m._w.sealed_text(c) for c in costs]  # counted now, then kept as pages are sealed
+    batch = turns(40)
+    m.extend(batch[:6])
+    assert m._w.pending_ids
+    opened = len(m._w.pages)
+    m.pin(opened, "base")  # the open page's pin holds once it is sealed
+    m.extend(batch[6:])
+    m.pin(3, "small")
+    m.pin(5, "tiny")
+    m.unpin(5)
+    m.pin(6, "tiny")
+    m.forget(6)  # forgetting releases the pin
+    fresh = OpticalMemory.open(path)
+    assert m._w.pinned == fresh._w.pinned == {p.page_id for p in fresh._w.pages if p.pinned is not None}
+    assert m._w.pinned == {opened, 3}
+    counted = [sum(c.page_history(p.text_cost, p.text_tokens) for p in fresh._w.pages) for c in costs]
+    assert [m._w.sealed_text(c) for c in costs] == [fresh._w.sealed_text(c) for c in costs] == counted
+    assert before == [0, 0] and counted[0] != counted[1]  # OpenAI counts a message overhead per piece
