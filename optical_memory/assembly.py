@@ -56,6 +56,7 @@ class Records:
         pinned: Ids of the pinned pages, ascending.
         open_page: A render of the open page, or None.
         open_cost: The open page's turn pieces' text cost (see :func:`~optical_memory.pricing.costs.text_cost`).
+        open_exact: The open page's verbatim spans as the text sent beside its image ("" when none).
         top: The rung pages are rendered at (the open page's rung).
         history_tokens: Tokens of every turn's text in an encoding (what the history would cost as text,
             without message overheads).
@@ -70,6 +71,7 @@ class Records:
     pinned: Sequence[int]
     open_page: RenderedPage | None
     open_cost: Mapping[str, int]
+    open_exact: str
     top: Rung
     history_tokens: Callable[[str], int]
     sealed_text: Callable[[CostModel], int]
@@ -166,7 +168,7 @@ class PageStates:
 
     def costs(self, page: Page) -> Mapping[Rung, int]:
         """A page's cost at every rung: as an image, or as text where that is cheaper."""
-        return self._cost.page_costs(page.page_id, page.turns, self._texts[page])
+        return self._cost.page_costs(page.page_id, page.turns, self._texts[page], page.exact_line())
 
     def __getitem__(self, page: Page) -> PageState:
         state = self._built.get(page.page_id)
@@ -273,10 +275,10 @@ def show(
     as_text = [False] * len(rungs)
     for i, (page, rung) in enumerate(zip(pages, rungs, strict=True)):
         if rung is not Rung.FORGOTTEN:
-            as_text[i] = tally.add(cost.page(page.page_id, page.turns, rung), texts[page])
+            as_text[i] = tally.add(cost.page(page.page_id, page.turns, rung, page.exact_line()), texts[page])
     open_text = False
     if records.open_page is not None:
-        image = cost.page(records.n_sealed, records.open_turns(), records.top)
+        image = cost.page(records.n_sealed, records.open_turns(), records.top, records.open_exact)
         open_text = tally.add(image, cost.page_text(records.open_cost) if allow_text else None)
     intro = cost.intro(1)
     if tally.all_text(intro):
@@ -386,7 +388,8 @@ def older_items(
             pid, top = records.n_sealed, records.top
             label = page_label(pid, records.open_turns())
             png = open_png()
-            items.append(PageItem(pid, records.open_page.image.copy(), top, label, png, cost.detail(top)))
+            pixels = records.open_page.image.copy()
+            items.append(PageItem(pid, pixels, top, label, png, cost.detail(top), exact=records.open_exact))
     return items
 
 
@@ -431,9 +434,9 @@ def message_usage(
 ) -> Usage:
     """What a message context costs: its text items, the introduction and page labels, and page images."""
     pages = [i for i in items if isinstance(i, PageItem)]
-    labels = sum(cost.label(i.page_id, records.page_turns(i.page_id)) for i in pages)
+    captions = sum(cost.caption(i.page_id, records.page_turns(i.page_id), i.exact) for i in pages)
     text = sum(_item_text_cost(i, records, cost) for i in items if isinstance(i, TextItem))
-    text += cost.intro(len(pages)) + labels
+    text += cost.intro(len(pages)) + captions
     image = sum(cost.images[i.rung] for i in pages)
     image += sum(cost.pictures(i.images) for i in items if isinstance(i, TextItem))
     return usage(records, cost, text, image, pages, shown, left_out, budget)
@@ -501,7 +504,7 @@ def embedding_inputs(
     system = [i.content for i in items[:n_system] if isinstance(i, TextItem)]
     turns = [TextPart(*plain_role(i)) for i in items[n_system:] if isinstance(i, TextItem)]
     shown = [i for i in items if isinstance(i, PageItem)]
-    pages = [PagePart(p.page_id, t) for p, t in zip(shown, tokens, strict=True)]
+    pages = [PagePart(p.page_id, t, p.exact) for p, t in zip(shown, tokens, strict=True)]
     return build_inputs(tokenizer, system, pages, turns, table)
 
 

@@ -16,6 +16,9 @@ mapping, a JSON string or a config into a :class:`MemoryConfig` and reports prob
 :class:`~optical_memory.errors.ConfigError` (pydantic's own ``ValidationError`` is a ``ValueError`` too).
 Configs saved by version 0.1 (``page_size``, the ``budget`` policy) are read and translated.
 
+``exact_kinds`` and ``exact_chars`` choose the verbatim spans each page keeps as text beside its image (see
+:mod:`optical_memory.spans`).
+
 ``encoder`` (an :class:`EncoderConfig`, or its name as a string) chooses the vision encoder of the
 ``embeddings`` context format; None keeps the deterministic fake encoder, so nothing in the core needs torch.
 
@@ -35,6 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from optical_memory import ladder
 from optical_memory.errors import ConfigError, OpticalMemoryError
 from optical_memory.pricing.profiles import RenderProfile, load_profile, profile_for
+from optical_memory.spans import KINDS, check_kinds
 
 PAGE_SIZES = tuple(s.size for s in ladder.LADDER)
 Budget = int | Literal["window"] | None
@@ -132,6 +136,18 @@ class MemoryConfig(BaseModel):
         default=False,
         description="Keep the text of paged turns too (exact recall; pages pinned sharper are re-rendered).",
     )
+    exact_kinds: tuple[str, ...] = Field(
+        default=KINDS,
+        description=(
+            "Kinds of verbatim spans a page keeps as text beside its image (see optical_memory.spans): "
+            "some of 'id', 'number', 'url', 'email', 'code', 'path', 'quote'; () keeps none."
+        ),
+    )
+    exact_chars: int = Field(
+        default=160,
+        ge=0,
+        description="Most characters of verbatim spans a page keeps at its sharpest rung (less as it decays).",
+    )
     policy: str = Field(default="age", description="Decay policy assigning rungs: 'age'.")
     policy_options: dict[str, Any] = Field(
         default_factory=dict,
@@ -162,6 +178,15 @@ class MemoryConfig(BaseModel):
             "(None: the deterministic fake encoder, which needs no torch)."
         ),
     )
+
+    @field_validator("exact_kinds")
+    @classmethod
+    def _known_kinds(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        try:
+            check_kinds(value)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+        return value
 
     @field_validator("encoder", mode="before")
     @classmethod

@@ -211,15 +211,16 @@ class PageImages:
             PageNotFoundError: If the page was forgotten.
         """
         label = page_label(page.page_id, page.turns)
+        exact = page.exact_line()
         if not with_png:
-            return PageItem(page.page_id, self.get(page, rung).copy(), rung, label, None, detail)
+            return PageItem(page.page_id, self.get(page, rung).copy(), rung, label, None, detail, exact=exact)
         part = self._parts.get(page.page_id, rung)
         if part is None:
             png = self._store.page_png(self._sid, page.page_id) if rung is page.rung else None
             if png is None:
                 png = self.png(self.get(page, rung), rung)[1]
             part = self._keep_part(page.page_id, rung, png)
-        return PageItem(page.page_id, None, rung, label, part.png, detail, part.b64)
+        return PageItem(page.page_id, None, rung, label, part.png, detail, part.b64, exact)
 
     def store_at(self, page: Page, rung: Rung, top: Image.Image | None = None) -> None:
         """Replace a page's stored image by one at ``rung`` (none when forgotten); ``page.rung`` is unchanged.

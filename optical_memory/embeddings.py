@@ -8,7 +8,9 @@ for the turns::
     <｜begin▁of▁sentence｜>                        BOS, id 0
     {system text}\\n\\n                            the system turns joined by a blank line (if any)
     <image> x n_1 \\n  <image> x n_2 \\n  ...      one line per page, oldest first, the open page last;
-                                                 n = the page's positions (421 / 273 / 111 / 73)
+                                                 n = the page's positions (421 / 273 / 111 / 73); a page
+                                                 with verbatim spans has them after its image positions
+                                                 (" page 3 · exact: ...") on its line
     <|User|>: {text}\\n\\n                          a user turn (tool and later system turns as user
                                                  turns: "Tool result (name):\\n..." / "System note:\\n...")
     <|Assistant|>: {text}<｜end▁of▁sentence｜>      an assistant turn
@@ -132,21 +134,22 @@ class TextPart:
 
 @dataclass(frozen=True, slots=True)
 class PagePart:
-    """A page as the layout sees it: its id and vision tokens (positions, hidden)."""
+    """A page as the layout sees it: its id, vision tokens (positions, hidden) and verbatim spans' text."""
 
     page_id: int
     tokens: Any = field(repr=False)
+    exact: str = ""
 
 
 def layout_ids(
-    tokenizer: Any, system: Sequence[str], pages: Sequence[tuple[int, int]], turns: Sequence[TextPart]
+    tokenizer: Any, system: Sequence[str], pages: Sequence[tuple[int, int, str]], turns: Sequence[TextPart]
 ) -> tuple[list[int], list[tuple[int, int]]]:
     """The id sequence of a context and each page's (start, end) positions.
 
     Args:
         tokenizer: From :func:`load_tokenizer`.
         system: The system texts.
-        pages: (page id, positions) per page, in order.
+        pages: (page id, positions, verbatim spans' text) per page, in order.
         turns: The recent turns (roles ``user`` or ``assistant``; other roles become user turns upstream).
     """
 
@@ -160,9 +163,9 @@ def layout_ids(
         ids += text("\n\n".join(system) + "\n\n")
     newline = text("\n")
     spans = []
-    for _, positions in pages:
+    for _, positions, exact in pages:
         spans.append((len(ids), len(ids) + positions))
-        ids += [special[IMAGE_TOKEN]] * positions + newline
+        ids += [special[IMAGE_TOKEN]] * positions + (text(" " + exact + "\n") if exact else newline)
     for turn in turns:
         if turn.role == "assistant":
             ids += [assistant, *text(": " + turn.text), special[EOS_TOKEN]]
@@ -193,7 +196,7 @@ def build_inputs(
         raise MissingDependencyError("torch", "model", "the embeddings context format") from exc
 
     tensors = [_as_tensor(p.tokens) for p in pages]
-    counts = [(p.page_id, int(t.shape[0])) for p, t in zip(pages, tensors, strict=True)]
+    counts = [(p.page_id, int(t.shape[0]), p.exact) for p, t in zip(pages, tensors, strict=True)]
     ids, spans = layout_ids(tokenizer, system, counts, turns)
     input_ids = torch.tensor(ids, dtype=torch.long)
     image_mask = torch.zeros(len(ids), dtype=torch.bool)

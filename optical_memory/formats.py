@@ -24,7 +24,8 @@ family:
 
 Each run of page images is presented as one user message: the first run opens with a sentence telling
 the model these are images of the earlier conversation, oldest first; each page has a short label before
-its image. A tool call and its results keep the provider's tool shapes only where they stand together as
+its image, and the page's verbatim spans after it, when it has any (``page 3 · exact: ORD-48213 · ...``:
+the strings an agent must quote exactly, which pixels keep badly). A tool call and its results keep the provider's tool shapes only where they stand together as
 text in the context (the APIs refuse a call without its results, or a result without its call); a call
 whose result is on a page image, or the reverse, is written out as plain text (``Called name(args)``,
 ``Tool result (name):``).
@@ -113,6 +114,8 @@ class PageItem:
         detail: How the image is sent: an OpenAI ``detail`` or a Gemini 3 ``media_resolution`` level
             (None: the format's default).
         b64: ``png`` as base64 text, when at hand (the memory keeps it per page and rung).
+        exact: The page's verbatim spans as the text sent after its image (see
+            :func:`optical_memory.spans.line`; "" when it has none).
     """
 
     page_id: int
@@ -122,6 +125,7 @@ class PageItem:
     png: bytes | None = field(default=None, repr=False, compare=False)
     detail: str | None = None
     b64: str | None = field(default=None, repr=False, compare=False)
+    exact: str = ""
 
     @functools.cached_property
     def image(self) -> Image.Image:
@@ -198,14 +202,15 @@ def data_url(image: Image.Image) -> str:
 
 
 def frame_text(items: Sequence[Item]) -> str:
-    """The text the formats add around the pages (the introduction and the labels), one per line.
+    """The text the formats add around the pages (the introduction, the labels and the verbatim spans), one
+    per line.
 
     Useful to count the text tokens a context spends on presenting its pages.
     """
     pages = [item for item in items if isinstance(item, PageItem)]
     if not pages:
         return ""
-    return "\n".join([intro_text(), *(item.label for item in pages)])
+    return "\n".join([intro_text(), *(t for item in pages for t in (item.label, item.exact) if t)])
 
 
 def intro_text() -> str:
@@ -341,6 +346,7 @@ def _openai_chat(system: list[TextItem], rest: list[Segment], detail: str | None
             for page in seg:
                 url = {"url": page.data_url(), "detail": detail or page.detail or "high"}
                 parts += [{"type": "text", "text": page.label}, {"type": "image_url", "image_url": url}]
+                parts += [{"type": "text", "text": page.exact}] if page.exact else []
             messages.append({"role": "user", "content": parts})
         else:
             messages.append(_openai_text_message(seg))
@@ -378,6 +384,7 @@ def _openai_responses(system: list[TextItem], rest: list[Segment], detail: str |
                         "detail": detail or page.detail or "high",
                     }
                 )
+                parts += [{"type": "input_text", "text": page.exact}] if page.exact else []
             messages.append({"role": "user", "content": parts})
         elif seg.role == "tool":
             if seg.tool_call_id is None:
@@ -438,6 +445,7 @@ def _anthropic(system: list[TextItem], rest: list[Segment], detail: str | None) 
                 blocks.append({"type": "text", "text": page.label})
                 source = {"type": "base64", "media_type": "image/png", "data": page.base64()}
                 blocks.append({"type": "image", "source": source})
+                blocks += [{"type": "text", "text": page.exact}] if page.exact else []
             messages.append({"role": "user", "content": blocks})
         elif seg.role == "tool" and seg.tool_call_id is not None:
             result = {
@@ -494,6 +502,7 @@ def _gemini(system: list[TextItem], rest: list[Segment], detail: str | None) -> 
                 if page.detail in _GEMINI_LEVELS:
                     part["media_resolution"] = {"level": f"MEDIA_RESOLUTION_{_GEMINI_LEVELS[page.detail]}"}
                 parts.append(part)
+                parts += [{"text": page.exact}] if page.exact else []
             contents.append({"role": "user", "parts": parts})
         elif seg.role == "tool" and seg.tool_call_id is not None:
             response = {
@@ -525,6 +534,7 @@ def _hf(system: list[TextItem], rest: list[Segment], detail: str | None) -> Form
             for page in seg:
                 parts.append({"type": "text", "text": page.label})
                 parts.append({"type": "image", "image": page.image})
+                parts += [{"type": "text", "text": page.exact}] if page.exact else []
             messages.append({"role": "user", "content": parts})
         else:
             messages.append(_hf_text_message(seg))

@@ -65,6 +65,7 @@ from optical_memory.pricing.profiles import RenderProfile
 from optical_memory.pricing.providers import Provider, get_provider
 from optical_memory.records import Page
 from optical_memory.renderers.packer import page_capacity
+from optical_memory.spans import line
 from optical_memory.store import Store
 from optical_memory.tokens import ENCODINGS
 from optical_memory.types import Turn, TurnSpan, as_turn
@@ -450,6 +451,7 @@ class OpticalMemory:
             sorted(self._w.pinned),
             self._w.pending(),
             self._w.open_cost(),
+            line(len(self._w.pages), self._w.open_exact()),
             self._w.top,
             self._w.history_tokens,
             self._w.sealed_text,
@@ -610,7 +612,9 @@ class OpticalMemory:
         with self._lock:
             self._check_open()
             out = [
-                self._info(p.page_id, p.rung, p.spans, p.pinned, p.text_tokens, sealed=True)
+                self._info(
+                    p.page_id, p.rung, p.spans, p.pinned, p.text_tokens, p.exact, p.masked, sealed=True
+                )
                 for p in self._w.pages
             ]
             pending = self._w.pending()
@@ -622,6 +626,8 @@ class OpticalMemory:
                         pending.spans,
                         self._w.open_pin,
                         pending.text_tokens,
+                        self._w.open_exact(),
+                        self._w.masked_in(pending.spans),
                         sealed=False,
                     )
                 )
@@ -634,6 +640,8 @@ class OpticalMemory:
         spans: tuple[TurnSpan, ...],
         pinned: Rung | None,
         text_tokens: int,
+        exact: tuple[tuple[str, str], ...],
+        masked: int,
         *,
         sealed: bool,
     ) -> PageInfo:
@@ -658,6 +666,8 @@ class OpticalMemory:
             shape.height if shape else 0,
             text_tokens,
             fill,
+            exact,
+            masked,
         )
 
     def _page(self, page_id: int) -> Page:

@@ -30,8 +30,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 from optical_memory.backends import Row
 from optical_memory.errors import MissingDependencyError, StoreError
+from optical_memory.store import V6_PAGES
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 """The schema version the tables are created at (the SQLite store's, with the same semantics)."""
 
 _SCHEMA = """
@@ -81,6 +82,8 @@ CREATE TABLE IF NOT EXISTS pages (
     sealed_at DOUBLE PRECISION NOT NULL,
     pinned TEXT,
     text_cost TEXT,
+    exact TEXT,
+    masked INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (session, page_id)
 );
 CREATE TABLE IF NOT EXISTS vision_tokens (
@@ -100,6 +103,9 @@ CREATE TABLE IF NOT EXISTS calibration (
     updated DOUBLE PRECISION NOT NULL
 )
 """
+_MIGRATIONS = {6: V6_PAGES.replace("ADD COLUMN", "ADD COLUMN IF NOT EXISTS")}
+"""Schema version -> the statements that upgrade tables from the version before it (version 5 was the
+first these tables were created at)."""
 _TABLES = ("sessions", "turns", "turn_images", "pages", "vision_tokens", "calibration")
 _SCHEMA_LOCK = 0x6F6D656D  # the advisory lock that serialises schema creation ("omem")
 
@@ -187,6 +193,12 @@ class PostgresBackend:
                     f"the tables in {self.where} have schema version {row[0]}, newer than this "
                     f"optical-memory supports ({SCHEMA_VERSION}): upgrade optical-memory to use them"
                 )
+            elif int(row[0]) < SCHEMA_VERSION:
+                for version in range(int(row[0]) + 1, SCHEMA_VERSION + 1):
+                    for statement in _MIGRATIONS.get(version, "").split(";"):
+                        if statement.strip():
+                            conn.execute(statement)
+                conn.execute("UPDATE optical_memory_schema SET version = %s", (SCHEMA_VERSION,))
 
     def _run(self, call: Any) -> Any:
         import psycopg

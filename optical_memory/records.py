@@ -18,6 +18,7 @@ from PIL import Image
 
 from optical_memory.context import turn_range
 from optical_memory.ladder import Rung, as_rung
+from optical_memory.spans import line
 from optical_memory.store import PageRow, TurnRow
 from optical_memory.types import ToolCall, Turn, TurnImage, TurnSpan, as_tool_call
 
@@ -69,9 +70,11 @@ class TurnRecord:
 
 @dataclass(slots=True)
 class Page:
-    """A sealed page's metadata (mutable: its rung and pin change).
+    """A sealed page's metadata (mutable: its rung, pin and verbatim spans change).
 
-    ``tallied`` is what the memory's running cost counted for the page: (image cost, text cost or None).
+    ``exact`` holds the page's verbatim spans, (kind, text) pairs in order of appearance (see
+    :mod:`optical_memory.spans`), ``masked`` how many credentials were masked on it. ``tallied`` is what the
+    memory's running cost counted for the page: (image cost, text cost or None).
     """
 
     page_id: int
@@ -82,6 +85,8 @@ class Page:
     sealed_at: float
     pinned: Rung | None = None
     text_cost: dict[str, int] = field(default_factory=dict)
+    exact: tuple[tuple[str, str], ...] = ()
+    masked: int = 0
     tallied: tuple[int, int | None] | None = field(default=None, compare=False)
     turns: tuple[int, int] = field(init=False, compare=False)
     """Ids of the first and last turn on the page."""
@@ -101,7 +106,13 @@ class Page:
             row.sealed_at,
             None if row.pinned is None else as_rung(row.pinned),
             dict(row.text_cost),
+            row.exact,
+            row.masked,
         )
+
+    def exact_line(self) -> str:
+        """The page's verbatim spans as a context sends them beside its image ("" when it has none)."""
+        return line(self.page_id, self.exact)
 
     def to_row(self) -> PageRow:
         """The store row of this page."""
@@ -115,6 +126,8 @@ class Page:
             None if self.pinned is None else self.pinned.value,
             self.rung is not Rung.FORGOTTEN,
             self.text_cost,
+            self.exact,
+            self.masked,
         )
 
 

@@ -58,7 +58,7 @@ from optical_memory.errors import StoreError
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 
 def _v1(conn: sqlite3.Connection) -> None:
@@ -180,7 +180,25 @@ def _v5(conn: sqlite3.Connection) -> None:
     _script(conn, "ALTER TABLE sessions ADD COLUMN version INTEGER NOT NULL DEFAULT 0")
 
 
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _v1, 2: _v2, 3: _v3, 4: _v4, 5: _v5}
+def _v6(conn: sqlite3.Connection) -> None:
+    """Version 6: a page's verbatim spans, and how many credentials were masked on it."""
+    _script(conn, V6_PAGES)
+
+
+V6_PAGES = """
+ALTER TABLE pages ADD COLUMN exact TEXT;
+ALTER TABLE pages ADD COLUMN masked INTEGER NOT NULL DEFAULT 0
+"""
+"""The columns version 6 adds to ``pages`` (the PostgreSQL store adds the same)."""
+
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
+    1: _v1,
+    2: _v2,
+    3: _v3,
+    4: _v4,
+    5: _v5,
+    6: _v6,
+}
 """Schema version -> the function that upgrades a store from the version before it."""
 
 
@@ -250,7 +268,9 @@ class PageRow:
     """A stored page's metadata (the PNG is read separately, on demand).
 
     ``text_cost`` maps each encoding to the tokens of the page's turn pieces, and ``"messages"`` to how
-    many text messages they would take (empty for pages stored before version 3).
+    many text messages they would take (empty for pages stored before version 3). ``exact`` holds the
+    page's verbatim spans as (kind, text) pairs and ``masked`` how many credentials were masked on it
+    (none for pages stored before version 6).
     """
 
     page_id: int
@@ -262,6 +282,8 @@ class PageRow:
     pinned: str | None
     has_image: bool
     text_cost: dict[str, int] = field(default_factory=dict)
+    exact: tuple[tuple[str, str], ...] = ()
+    masked: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -469,6 +491,14 @@ class Store:
                 [(sid, turn.turn_id, i, *image) for i, image in enumerate(turn.images)],
             )
 
+    def update_turn_text(self, sid: int, turn: TurnRow) -> None:
+        """Replace a turn's text, token counts and tool calls (its credentials masked as it is paged)."""
+        with self._lock:
+            self._exec(
+                "UPDATE turns SET content = ?, tokens = ?, tool_calls = ? WHERE session = ? AND turn_id = ?",
+                (turn.content, json.dumps(turn.tokens, sort_keys=True), turn.tool_calls, sid, turn.turn_id),
+            )
+
     def delete_turn(self, sid: int, turn_id: int) -> None:
         """Remove one turn (the memory only removes its newest, still-unpacked turn)."""
         with self._lock:
@@ -536,7 +566,7 @@ class Store:
         with self._lock:
             self._exec(
                 "INSERT INTO pages (session, page_id, rung, png, spans, text_tokens, missing_glyphs, "
-                "sealed_at, pinned, text_cost) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "sealed_at, pinned, text_cost, exact, masked) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     sid,
                     page.page_id,
@@ -548,6 +578,8 @@ class Store:
                     page.sealed_at,
                     page.pinned,
                     json.dumps(page.text_cost, sort_keys=True),
+                    _exact_json(page.exact),
+                    page.masked,
                 ),
             )
 
@@ -559,6 +591,14 @@ class Store:
                 (rung, png, sid, page_id),
             )
             self._exec("DELETE FROM vision_tokens WHERE session = ? AND page_id = ?", (sid, page_id))
+
+    def set_page_exact(self, sid: int, page_id: int, exact: Sequence[tuple[str, str]]) -> None:
+        """Replace a page's verbatim spans (trimmed as it decays, gone when it is forgotten)."""
+        with self._lock:
+            self._exec(
+                "UPDATE pages SET exact = ? WHERE session = ? AND page_id = ?",
+                (_exact_json(exact), sid, page_id),
+            )
 
     def set_pin(self, sid: int, page_id: int, pinned: str | None) -> None:
         """Pin a page at a rung, or unpin it (None)."""
@@ -572,7 +612,7 @@ class Store:
         with self._lock:
             rows = self._exec(
                 "SELECT page_id, rung, spans, text_tokens, missing_glyphs, sealed_at, pinned, "
-                "png IS NOT NULL, text_cost FROM pages WHERE session = ? ORDER BY page_id",
+                "png IS NOT NULL, text_cost, exact, masked FROM pages WHERE session = ? ORDER BY page_id",
                 (sid,),
             )
         return [
@@ -586,6 +626,8 @@ class Store:
                 r[6],
                 bool(r[7]),
                 json.loads(r[8]) if r[8] else {},
+                tuple((kind, text) for kind, text in json.loads(r[9])) if r[9] else (),
+                r[10],
             )
             for r in rows
         ]
@@ -715,3 +757,8 @@ def migrate(conn: sqlite3.Connection) -> int:
         conn.execute("ROLLBACK")
         raise StoreError(f"cannot migrate the store from schema version {found}: {exc}") from exc
     return found
+
+
+def _exact_json(exact: Sequence[tuple[str, str]]) -> str | None:
+    """A page's verbatim spans as stored: a JSON list of [kind, text] pairs (None when there are none)."""
+    return json.dumps([list(pair) for pair in exact], ensure_ascii=False) if exact else None

@@ -40,12 +40,13 @@ from optical_memory.errors import ConfigError, InputError, OpticalMemoryError, S
 from optical_memory.images import encode_png
 from optical_memory.ladder import Rung, as_rung, rank
 from optical_memory.policies import AgeLadder, PageState
-from optical_memory.pricing.costs import CostModel, tokens_in
+from optical_memory.pricing.costs import CostModel, tokens_in, turn_text_tokens
 from optical_memory.pricing.providers import Provider, get_provider
 from optical_memory.records import Page, TurnLookup, TurnRecord
 from optical_memory.renderers import PagePacker
+from optical_memory.spans import EXACT_SHARE, MASK, Exact, line, mask_secrets, on_page, trim
 from optical_memory.store import PageRow, Store, TurnRow
-from optical_memory.tokens import DEFAULT_ENCODING
+from optical_memory.tokens import DEFAULT_ENCODING, ENCODINGS
 from optical_memory.types import RenderedPage, Turn, TurnSpan
 from optical_memory.vision import Vision
 
@@ -101,6 +102,9 @@ class Overlay:
     def delete_turn(self, sid: int, turn_id: int) -> None:
         self._do(self.store.delete_turn, sid, turn_id)
 
+    def update_turn_text(self, sid: int, turn: TurnRow) -> None:
+        self._do(self.store.update_turn_text, sid, turn)
+
     def set_packer_before(self, sid: int, turn_id: int, state: str) -> None:
         if self._ops is not None:
             self._before[turn_id] = state
@@ -134,6 +138,9 @@ class Overlay:
 
     def set_pin(self, sid: int, page_id: int, pinned: str | None) -> None:
         self._do(self.store.set_pin, sid, page_id, pinned)
+
+    def set_page_exact(self, sid: int, page_id: int, exact: Sequence[tuple[str, str]]) -> None:
+        self._do(self.store.set_page_exact, sid, page_id, exact)
 
 
 class SessionWriter:
@@ -223,6 +230,7 @@ class SessionWriter:
         self._pending_render: RenderedPage | None = None
         self._open_png: bytes | None = None  # the open page's PNG, encoded once per open page
         self._pending_cost: dict[str, int] | None = None
+        self._pending_exact: Exact | None = None
         self.tally = assembly.Tally()  # the sealed pages' share of the context cost, kept as running sums
         for page in self.pages:
             self._account(page, 1)
@@ -336,9 +344,10 @@ class SessionWriter:
                 tid = self.window.popleft()
                 rec = self.turns[tid]
                 self._window_o200k -= rec.tokens.get(DEFAULT_ENCODING, 0)
+                self._mask(tid)
                 if self.config.keep_text:
                     self._out.set_packer_before(self.sid, tid, json.dumps(self.packer.state()))
-                for rendered in self.packer.iter_add(rec.turn(), tid):
+                for rendered in self.packer.iter_add(self.turns[tid].turn(), tid):
                     sealed.append(self._seal(rendered))
                 self.packed_upto = tid + 1
             packed = True
@@ -346,8 +355,44 @@ class SessionWriter:
             self.pending_ids = self.packer.pending_turn_ids()
             self._pending_render = None
             self._pending_cost = None
+            self._pending_exact = None
             self._open_png = None
         return sealed
+
+    def _mask(self, tid: int) -> None:
+        """Mask the credentials of a turn leaving the window (its text and its calls' arguments), before it
+        is laid out: pages, their verbatim spans and the text kept never carry them (see
+        :func:`~optical_memory.spans.mask_secrets`)."""
+        rec = self.turns[tid]
+        if rec.content is None:
+            return
+        content, n = mask_secrets(rec.content)
+        calls = []
+        for call in rec.tool_calls:
+            arguments, k = mask_secrets(call.arguments)
+            calls.append(dataclasses.replace(call, arguments=arguments))
+            n += k
+        if not n:
+            return
+        tokens = {enc: turn_text_tokens(content, calls, enc) for enc in ENCODINGS}
+        for encoding in self._history:
+            self._history[encoding] += tokens_in(tokens, encoding) - tokens_in(rec.tokens, encoding)
+        rec.content, rec.tool_calls, rec.tokens = content, tuple(calls), tokens
+        self._out.update_turn_text(self.sid, rec.to_row(tid))
+
+    def _exact(self, spans: Sequence[TurnSpan], rung: Rung) -> Exact:
+        """The verbatim spans of a page's turn pieces (their text must be kept), fitted to ``rung``."""
+        pieces = [(self.turns[s.turn].role, self.turns[s.turn].content or "", s.start, s.end) for s in spans]
+        found = on_page(pieces, self.config.exact_kinds)
+        return trim([(x.kind, x.text) for x in found], self._exact_chars(rung))
+
+    def masked_in(self, spans: Sequence[TurnSpan]) -> int:
+        """How many credentials were masked in a page's turn pieces (whose text must be kept)."""
+        return sum((self.turns[s.turn].content or "")[s.start : s.end].count(MASK) for s in spans)
+
+    def _exact_chars(self, rung: Rung) -> int:
+        """Most characters of verbatim spans a page keeps at ``rung``."""
+        return int(self.config.exact_chars * EXACT_SHARE[rung])
 
     def _seal(self, rendered: RenderedPage) -> int:
         pid = len(self.pages)
@@ -359,6 +404,8 @@ class SessionWriter:
             rendered.missing_glyphs,
             time.time(),
             text_cost=assembly.page_text_cost(self.turns, rendered.spans),
+            exact=self._exact(rendered.spans, self.top),
+            masked=self.masked_in(rendered.spans),
         )
         page.pinned, self.open_pin = self.open_pin, None  # a pin on the open page holds once it is sealed
         self.images.insert(page, rendered.image)
@@ -376,7 +423,7 @@ class SessionWriter:
         if page.rung is Rung.FORGOTTEN:
             return True
         text = self.cost.page_text(page.text_cost)
-        image = self.cost.page(page.page_id, page.turns, page.rung) + self.cost.intro(1)
+        image = self.cost.page(page.page_id, page.turns, page.rung, page.exact_line()) + self.cost.intro(1)
         return text is None or image < text
 
     def _drop_paid_text(self, page_ids: Iterable[int]) -> None:
@@ -457,8 +504,12 @@ class SessionWriter:
             return
         sharper = rung is not Rung.FORGOTTEN and rank(rung) < rank(page.rung)
         self.images.store_at(page, rung, self._rerender(page) if sharper else None)
+        # the spans follow the page: found again from its kept text when it is made sharper, else trimmed
+        exact = self._exact(page.spans, rung) if sharper else trim(page.exact, self._exact_chars(rung))
+        if exact != page.exact:
+            self._out.set_page_exact(self.sid, page.page_id, exact)
         self._account(page, -1)
-        page.rung = rung
+        page.rung, page.exact = rung, exact
         self._account(page, 1)
 
     def _account(self, page: Page, sign: int) -> None:
@@ -470,7 +521,7 @@ class SessionWriter:
             return
         if page.rung is not Rung.FORGOTTEN:
             text = self.cost.page_text(page.text_cost) if self.text_kept(page.spans) else None
-            page.tallied = (self.cost.page(page.page_id, page.turns, page.rung), text)
+            page.tallied = (self.cost.page(page.page_id, page.turns, page.rung, page.exact_line()), text)
             self.tally.add(*page.tallied)
 
     def _rerender(self, page: Page) -> Image.Image:
@@ -516,6 +567,14 @@ class SessionWriter:
             self._pending_cost = assembly.page_text_cost(self.turns, self.packer.pending_spans())
         return self._pending_cost
 
+    def open_exact(self) -> Exact:
+        """The open page's verbatim spans (found once per open page)."""
+        if not self.pending_ids:
+            return ()
+        if self._pending_exact is None:
+            self._pending_exact = self._exact(self.packer.pending_spans(), self.top)
+        return self._pending_exact
+
     def history_tokens(self, encoding: str) -> int:
         """Tokens of every turn's text in ``encoding`` (counted once, then kept as a running sum)."""
         n = self._history.get(encoding)
@@ -543,7 +602,8 @@ class SessionWriter:
         tally = dataclasses.replace(self.tally)
         if self.pending_ids:
             turns = (self.pending_ids[0], self.pending_ids[-1])
-            tally.add(c.page(len(self.pages), turns, self.top), c.page_text(self.open_cost()))
+            exact = line(len(self.pages), self.open_exact())
+            tally.add(c.page(len(self.pages), turns, self.top, exact), c.page_text(self.open_cost()))
         return text + tally.total(c.intro(1))
 
     def cache_tokens(self, fingerprint: str, rows: list[Any]) -> None:

@@ -7,8 +7,9 @@ Accounting, in the target provider's own tokens:
   chat, 0 elsewhere); the few words some formats wrap around a tool turn are not counted;
 - a page sent as an image costs the provider's price of the image at its rung (its render profile's size
   and detail at that rung, ``Provider.image_tokens``), times the calibration ratio learned from the
-  provider's reported usage, plus the tokens of its label (``page 3, turns 10-14``), which the
-  formats send as a text part before it;
+  provider's reported usage, plus the tokens of its caption: its label (``page 3, turns 10-14``), which
+  the formats send as a text part before it, and its verbatim spans (``page 3 · exact: ...``), sent after
+  it;
 - a page sent as text costs what its turn pieces cost as text turns (counted per encoding when it was
   sealed): a page whose image would cost at least as much goes as text, when its text is still kept;
 - the sentence introducing the page images (:data:`optical_memory.formats.PAGES_INTRO`) and one message
@@ -61,8 +62,8 @@ class CostModel:
             images[spec.rung] = math.ceil(price * ratio - 1e-9)
         images[Rung.FORGOTTEN] = 0
         self.images: Mapping[Rung, int] = MappingProxyType(images)
-        self._labels: dict[tuple[int, tuple[int, int]], int] = {}
-        self._page_costs: dict[tuple[int, tuple[int, int], int | None], Mapping[Rung, int]] = {}
+        self._captions: dict[tuple[int, tuple[int, int], str], int] = {}
+        self._page_costs: dict[tuple[int, tuple[int, int], int | None, str], Mapping[Rung, int]] = {}
         self._intro = count_tokens(intro_text(), self.encoding) + self.overhead
 
     def detail(self, rung: Rung) -> str | None:
@@ -100,31 +101,34 @@ class CostModel:
         text = self.page_text(text_cost)
         return text_tokens if text is None else text
 
-    def label(self, page_id: int, turns: tuple[int, int]) -> int:
-        """Tokens of a page's label."""
-        key = (page_id, turns)
-        n = self._labels.get(key)
+    def caption(self, page_id: int, turns: tuple[int, int], exact: str = "") -> int:
+        """Tokens of the text sent with a page's image: its label, and ``exact``, its verbatim spans' line."""
+        key = (page_id, turns, exact)
+        n = self._captions.get(key)
         if n is None:
-            if len(self._labels) > 200_000:
-                self._labels.clear()
-            n = self._labels[key] = count_tokens(page_label(page_id, turns), self.encoding)
+            if len(self._captions) > 200_000:
+                self._captions.clear()
+            n = count_tokens(page_label(page_id, turns), self.encoding)
+            n = self._captions[key] = n + (count_tokens(exact, self.encoding) if exact else 0)
         return n
 
-    def page(self, page_id: int, turns: tuple[int, int], rung: Rung) -> int:
-        """A page's cost as an image at a rung: its image plus its label (0 when forgotten)."""
+    def page(self, page_id: int, turns: tuple[int, int], rung: Rung, exact: str = "") -> int:
+        """A page's cost as an image at a rung: its image plus its caption (0 when forgotten)."""
         if rung is Rung.FORGOTTEN:
             return 0
-        return self.images[rung] + self.label(page_id, turns)
+        return self.images[rung] + self.caption(page_id, turns, exact)
 
-    def page_costs(self, page_id: int, turns: tuple[int, int], text: int | None = None) -> Mapping[Rung, int]:
+    def page_costs(
+        self, page_id: int, turns: tuple[int, int], text: int | None = None, exact: str = ""
+    ) -> Mapping[Rung, int]:
         """A page's cost at every rung: as an image, or as ``text`` when that is no dearer (the ``costs`` a
         policy's PageState takes; kept, read-only, since every context asks again)."""
-        key = (page_id, turns, text)
+        key = (page_id, turns, text, exact)
         costs = self._page_costs.get(key)
         if costs is None:
             if len(self._page_costs) > 200_000:
                 self._page_costs.clear()
-            image = {rung: self.page(page_id, turns, rung) for rung in ladder.ORDER}
+            image = {rung: self.page(page_id, turns, rung, exact) for rung in ladder.ORDER}
             if text is not None:
                 image = {rung: c if rung is Rung.FORGOTTEN else min(c, text) for rung, c in image.items()}
             costs = self._page_costs[key] = MappingProxyType(image)

@@ -88,6 +88,8 @@ def test_value_type_fields():
         "height",
         "text_tokens",
         "fill",
+        "exact",
+        "masked",
     ]
     for cls in (AddResult, Usage, Context, PageInfo):
         assert cls.__dataclass_params__.frozen

@@ -107,7 +107,10 @@ def test_a_reachable_budget_always_fits_even_when_the_policy_estimate_misses() -
 
     from optical_memory.memory import OpticalMemory
 
-    memory = OpticalMemory({"provider": "openai:gpt-4o", "recent_turns": 6, "budget": 6000})
+    # pages without verbatim spans: the costs of the case as it was found
+    memory = OpticalMemory(
+        {"provider": "openai:gpt-4o", "recent_turns": 6, "budget": 6000, "exact_kinds": []}
+    )
     memory.add("Read every module.", role="user")
     for i in range(22):
         path = f"src/mod{i}.py"

@@ -80,3 +80,25 @@ def test_pools_closed_at_shutdown_open_again_on_the_next_open(postgres_url: str)
     with OpticalMemory.open(postgres_url, session=session) as memory:
         memory.add("after", role="assistant")
         assert len(memory) == 2
+
+
+def test_tables_of_version_5_gain_the_span_columns(postgres_url: str) -> None:
+    """Last in this module: it takes the module's tables back to version 5, as an older release left them."""
+    import psycopg
+
+    from optical_memory.postgres import SCHEMA_VERSION
+
+    session = _session()
+    with OpticalMemory.open(postgres_url, session=session, config=CONFIG) as memory:
+        memory.extend(turns(30))
+        n_pages = len(memory.pages())
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute("ALTER TABLE pages DROP COLUMN exact, DROP COLUMN masked")
+        conn.execute("UPDATE optical_memory_schema SET version = 5")
+    with OpticalMemory.open(postgres_url, session=session) as memory:
+        assert len(memory.pages()) == n_pages and all(p.exact == () for p in memory.pages() if p.sealed)
+        memory.add("order ORD-48213 shipped to https://shop.example.com/o/48213", role="user")
+        memory.extend(turns(12))
+        assert any(("id", "ORD-48213") in p.exact for p in memory.pages())
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        assert conn.execute("SELECT version FROM optical_memory_schema").fetchone() == (SCHEMA_VERSION,)

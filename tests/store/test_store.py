@@ -50,10 +50,11 @@ def test_version_1_file_gains_the_vision_token_table(tmp_path):
     _v1_file(path)
     assert "vision_cache" in _tables(path)
     s = Store(path)
-    assert _version(path) == SCHEMA_VERSION == 5
+    assert _version(path) == SCHEMA_VERSION == 6
     assert "vision_tokens" in _tables(path) and "vision_cache" not in _tables(path)
     assert "calibration" in _tables(path)
     assert s.pages(1)[0].text_cost == {}  # pages from before version 3 have no text cost
+    assert (s.pages(1)[0].exact, s.pages(1)[0].masked) == ((), 0)  # nor spans before version 6
     assert s.sessions() == ["old"]  # data kept
     assert s.page_png(1, 0) == b"\x89"
     s.put_vision_tokens(1, "fake:1", [TokenRow(0, "large", (2, 3), "float32", bytes(24))])

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from optical_memory.errors import ConfigError
-from optical_memory.recall.spans import KINDS, MASK, extract, mask_secrets
+from optical_memory.spans import KINDS, MASK, extract, mask_secrets
 
 CHATS = Path(__file__).resolve().parents[2] / "benchmarks" / "data" / "chats"
 

@@ -9,9 +9,17 @@ so these are what a page keeps as text beside its image:
 - ``url``, ``email``, and ``path`` (absolute and relative paths, Windows paths, file names with a known
   extension);
 - ``code``: code identifiers in backticks (``foo_bar``, ``Class.method()``; no spaces);
-- ``quote``: strings in quotation marks (straight, curly or CJK corner brackets; what a user marks so).
+- ``quote``: strings in quotation marks (straight, curly or CJK corner brackets; what a user marks so, so a
+  page keeps them from user turns only).
 
 :func:`extract` finds them, longest first where they overlap, in order of appearance, each once.
+:func:`on_page` gives a page's spans, found in the whole text of each turn it holds (so none is cut where
+a turn breaks across pages), :func:`trim` fits them to a size cap and :func:`line` writes them as the text
+a context sends beside the page's image (``page 12 · exact: ORD-48213 · https://example.com/a``).
+
+A page's spans are fitted to ``exact_chars`` (the config) when it is sealed, and to a share of it as it
+decays (:data:`EXACT_SHARE`): whole spans go, the last kind of :data:`KINDS` first (quotes, then paths, ...,
+ids last), within a kind the later ones first. A forgotten page's spans go with it.
 :func:`mask_secrets` replaces credentials with :data:`MASK` before anything is extracted or drawn: common
 key formats (OpenAI, Anthropic, GitHub, GitLab, AWS, Slack, Google API keys, JWTs, private key blocks,
 bearer tokens, passwords in URLs) and random-looking values next to a word like key, token, secret or
@@ -23,15 +31,28 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Collection
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 
 from optical_memory.errors import ConfigError
+from optical_memory.ladder import Rung
 
-__all__ = ["KINDS", "MASK", "Span", "extract", "mask_secrets"]
+__all__ = ["EXACT_SHARE", "KINDS", "MASK", "Span", "extract", "line", "mask_secrets", "on_page", "trim"]
 
-KINDS = ("id", "number", "url", "email", "path", "code", "quote")
+Exact = tuple[tuple[str, str], ...]
+"""A page's verbatim spans: (kind, text) pairs in order of appearance."""
+
+KINDS = ("id", "number", "url", "email", "code", "path", "quote")
 """Every kind of span, in the order a page keeps them when it must drop some (the last goes first)."""
+EXACT_SHARE: Mapping[Rung, float] = MappingProxyType(
+    {Rung.LARGE: 1.0, Rung.BASE: 1.0, Rung.SMALL: 0.75, Rung.TINY: 0.5, Rung.FORGOTTEN: 0.0}
+)
+"""The share of ``exact_chars`` a page's spans keep at each rung (a forgotten page keeps none)."""
+_SPECIFIC = ("id", "number", "url", "email", "path", "code", "quote")
+"""Which kind a string found as two kinds is (a path in backticks is a path)."""
+SEPARATOR = " · "
+"""What separates the spans in :func:`line`."""
 MASK = "[masked]"
 """What a credential is replaced with, on the page and in the spans."""
 
@@ -117,16 +138,14 @@ def extract(text: str, kinds: Collection[str] = KINDS) -> list[Span]:
     Raises:
         ConfigError: For an unknown kind.
     """
-    unknown = set(kinds) - set(KINDS)
-    if unknown:
-        raise ConfigError(f"unknown span kinds {sorted(unknown)}: use some of {', '.join(KINDS)}")
+    check_kinds(kinds)
     found: list[Span] = []
     for kind in kinds:
         for match in _PATTERNS[kind].finditer(text):
             span = _span(kind, match)
             if span is not None and MASK not in span.text:
                 found.append(span)
-    found.sort(key=lambda s: (s.start, -(s.end - s.start)))
+    found.sort(key=lambda s: (s.start, -(s.end - s.start), _SPECIFIC.index(s.kind)))
     out: list[Span] = []
     seen: set[str] = set()
     end = -1
@@ -138,6 +157,65 @@ def extract(text: str, kinds: Collection[str] = KINDS) -> list[Span]:
             seen.add(span.text)
             out.append(span)
     return out
+
+
+def check_kinds(kinds: Collection[str]) -> None:
+    """Refuse kinds that are not in :data:`KINDS`.
+
+    Raises:
+        ConfigError: For an unknown kind.
+    """
+    unknown = set(kinds) - set(KINDS)
+    if unknown:
+        raise ConfigError(f"unknown span kinds {sorted(unknown)}: use some of {', '.join(KINDS)}")
+
+
+def on_page(pieces: Sequence[tuple[str, str, int, int]], kinds: Collection[str]) -> list[Span]:
+    """The spans of a page: for each turn piece on it, (the turn's role, the turn's whole text, where the
+    piece starts and ends), the spans of the whole text that start within the piece. Quotes are kept from
+    user turns only; each string once, in order of appearance.
+
+    Raises:
+        ConfigError: For an unknown kind.
+    """
+    out: list[Span] = []
+    seen: set[str] = set()
+    found: dict[tuple[str, str], list[Span]] = {}  # a turn split over pieces is read once
+    for role, text, start, end in pieces:
+        turn_kinds = [k for k in kinds if k != "quote" or role == "user"]
+        key = (role, text)
+        if key not in found:
+            found[key] = extract(text, turn_kinds)
+        for span in found[key]:
+            if start <= span.start < end and span.text not in seen:
+                seen.add(span.text)
+                out.append(span)
+    return out
+
+
+def trim(exact: Sequence[tuple[str, str]], max_chars: int) -> Exact:
+    """``exact`` with whole spans dropped until their text holds at most ``max_chars`` characters: the last
+    kind of :data:`KINDS` first, within a kind the later spans first; the order of appearance is kept."""
+    keep = list(exact)
+    size = sum(len(text) for _, text in keep)
+    if size <= max_chars:
+        return tuple(keep)
+    rank = {kind: i for i, kind in enumerate(KINDS)}
+    order = sorted(range(len(keep)), key=lambda i: (rank.get(keep[i][0], len(KINDS)), i), reverse=True)
+    dropped: set[int] = set()
+    for i in order:
+        if size <= max_chars:
+            break
+        dropped.add(i)
+        size -= len(keep[i][1])
+    return tuple(pair for i, pair in enumerate(keep) if i not in dropped)
+
+
+def line(page_id: int, exact: Sequence[tuple[str, str]]) -> str:
+    """The text a context sends beside a page's image: ``page 12 · exact: a · b`` ("" without spans)."""
+    if not exact:
+        return ""
+    return f"page {page_id}{SEPARATOR}exact: " + SEPARATOR.join(text for _, text in exact)
 
 
 def _span(kind: str, match: re.Match[str]) -> Span | None:
