@@ -168,7 +168,7 @@ class PageStates:
 
     def costs(self, page: Page) -> Mapping[Rung, int]:
         """A page's cost at every rung: as an image, or as text where that is cheaper."""
-        return self._cost.page_costs(page.page_id, page.turns, self._texts[page], page.exact_line())
+        return self._cost.page_costs(page.page_id, page.turns, self._texts[page], page.exact_line)
 
     def __getitem__(self, page: Page) -> PageState:
         state = self._built.get(page.page_id)
@@ -275,7 +275,7 @@ def show(
     as_text = [False] * len(rungs)
     for i, (page, rung) in enumerate(zip(pages, rungs, strict=True)):
         if rung is not Rung.FORGOTTEN:
-            as_text[i] = tally.add(cost.page(page.page_id, page.turns, rung, page.exact_line()), texts[page])
+            as_text[i] = tally.add(cost.page(page.page_id, page.turns, rung, page.exact_line), texts[page])
     open_text = False
     if records.open_page is not None:
         image = cost.page(records.n_sealed, records.open_turns(), records.top, records.open_exact)
@@ -508,14 +508,26 @@ def embedding_inputs(
     return build_inputs(tokenizer, system, pages, turns, table)
 
 
-def page_text_cost(turns: Sequence[TurnRecord], spans: Sequence[TurnSpan]) -> dict[str, int]:
+def page_text_cost(
+    turns: Sequence[TurnRecord],
+    spans: Sequence[TurnSpan],
+    known: dict[TurnSpan, dict[str, int]] | None = None,
+) -> dict[str, int]:
     """What a page's turn pieces cost as text, per bundled encoding (their text must be kept); empty for a
-    page holding a turn that carries images."""
+    page holding a turn that carries images. ``known`` keeps each piece's cost, for pieces asked again (the
+    open page's, as it fills)."""
     if any(turns[s.turn].images for s in spans):
         return {}  # its text would lose the pictures: such a page always goes as its image
-    pieces = []
+    total = dict.fromkeys([*ENCODINGS, "messages"], 0)
     for span in spans:
-        rec = turns[span.turn]
-        content = rec.content or ""
-        pieces.append((content[span.start : span.end], rec.tool_calls if span.end >= len(content) else ()))
-    return text_cost(pieces, ENCODINGS)
+        cost = known.get(span) if known is not None else None
+        if cost is None:
+            rec = turns[span.turn]
+            content = rec.content or ""
+            calls = rec.tool_calls if span.end >= len(content) else ()  # the calls close the turn
+            cost = text_cost([(content[span.start : span.end], calls)], ENCODINGS)
+            if known is not None:
+                known[span] = cost
+        for key, n in cost.items():
+            total[key] += n
+    return total

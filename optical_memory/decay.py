@@ -211,7 +211,7 @@ class PageImages:
             PageNotFoundError: If the page was forgotten.
         """
         label = page_label(page.page_id, page.turns)
-        exact = page.exact_line()
+        exact = page.exact_line
         if not with_png:
             return PageItem(page.page_id, self.get(page, rung).copy(), rung, label, None, detail, exact=exact)
         part = self._parts.get(page.page_id, rung)

@@ -90,9 +90,16 @@ class Page:
     tallied: tuple[int, int | None] | None = field(default=None, compare=False)
     turns: tuple[int, int] = field(init=False, compare=False)
     """Ids of the first and last turn on the page."""
+    exact_line: str = field(init=False, compare=False)
+    """The verbatim spans as a context sends them beside the page's image ("" when there are none)."""
 
     def __post_init__(self) -> None:
         self.turns = turn_range(self.spans)
+        self.exact_line = line(self.page_id, self.exact)
+
+    def set_exact(self, exact: tuple[tuple[str, str], ...]) -> None:
+        """Replace the page's verbatim spans (and their line)."""
+        self.exact, self.exact_line = exact, line(self.page_id, exact)
 
     @classmethod
     def from_row(cls, row: PageRow) -> Page:
@@ -109,10 +116,6 @@ class Page:
             row.exact,
             row.masked,
         )
-
-    def exact_line(self) -> str:
-        """The page's verbatim spans as a context sends them beside its image ("" when it has none)."""
-        return line(self.page_id, self.exact)
 
     def to_row(self) -> PageRow:
         """The store row of this page."""

@@ -14,7 +14,7 @@ so these are what a page keeps as text beside its image:
 
 :func:`extract` finds them, longest first where they overlap, in order of appearance, each once.
 :func:`on_page` gives a page's spans, found in the whole text of each turn it holds (so none is cut where
-a turn breaks across pages), :func:`trim` fits them to a size cap and :func:`line` writes them as the text
+a turn breaks across pages; quotes from user turns only, :func:`turn_kinds`), :func:`trim` fits them to a size cap and :func:`line` writes them as the text
 a context sends beside the page's image (``page 12 · exact: ORD-48213 · https://example.com/a``).
 
 A page's spans are fitted to ``exact_chars`` (the config) when it is sealed, and to a share of it as it
@@ -31,14 +31,25 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 
 from optical_memory.errors import ConfigError
 from optical_memory.ladder import Rung
 
-__all__ = ["EXACT_SHARE", "KINDS", "MASK", "Span", "extract", "line", "mask_secrets", "on_page", "trim"]
+__all__ = [
+    "EXACT_SHARE",
+    "KINDS",
+    "MASK",
+    "Span",
+    "extract",
+    "line",
+    "mask_secrets",
+    "on_page",
+    "trim",
+    "turn_kinds",
+]
 
 Exact = tuple[tuple[str, str], ...]
 """A page's verbatim spans: (kind, text) pairs in order of appearance."""
@@ -170,23 +181,18 @@ def check_kinds(kinds: Collection[str]) -> None:
         raise ConfigError(f"unknown span kinds {sorted(unknown)}: use some of {', '.join(KINDS)}")
 
 
-def on_page(pieces: Sequence[tuple[str, str, int, int]], kinds: Collection[str]) -> list[Span]:
-    """The spans of a page: for each turn piece on it, (the turn's role, the turn's whole text, where the
-    piece starts and ends), the spans of the whole text that start within the piece. Quotes are kept from
-    user turns only; each string once, in order of appearance.
+def turn_kinds(role: str, kinds: Collection[str]) -> list[str]:
+    """The kinds of span a page keeps from a turn of ``role``: quotes from user turns only."""
+    return [k for k in kinds if k != "quote" or role == "user"]
 
-    Raises:
-        ConfigError: For an unknown kind.
-    """
+
+def on_page(pieces: Iterable[tuple[Sequence[Span], int, int]]) -> list[Span]:
+    """The spans of a page: for each turn piece on it, (the spans of the turn's whole text, where the piece
+    starts and ends), the spans that start within the piece; each string once, in order of appearance."""
     out: list[Span] = []
     seen: set[str] = set()
-    found: dict[tuple[str, str], list[Span]] = {}  # a turn split over pieces is read once
-    for role, text, start, end in pieces:
-        turn_kinds = [k for k in kinds if k != "quote" or role == "user"]
-        key = (role, text)
-        if key not in found:
-            found[key] = extract(text, turn_kinds)
-        for span in found[key]:
+    for found, start, end in pieces:
+        for span in found:
             if start <= span.start < end and span.text not in seen:
                 seen.add(span.text)
                 out.append(span)

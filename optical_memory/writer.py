@@ -44,7 +44,18 @@ from optical_memory.pricing.costs import CostModel, tokens_in, turn_text_tokens
 from optical_memory.pricing.providers import Provider, get_provider
 from optical_memory.records import Page, TurnLookup, TurnRecord
 from optical_memory.renderers import PagePacker
-from optical_memory.spans import EXACT_SHARE, MASK, Exact, line, mask_secrets, on_page, trim
+from optical_memory.spans import (
+    EXACT_SHARE,
+    MASK,
+    Exact,
+    Span,
+    extract,
+    line,
+    mask_secrets,
+    on_page,
+    trim,
+    turn_kinds,
+)
 from optical_memory.store import PageRow, Store, TurnRow
 from optical_memory.tokens import DEFAULT_ENCODING, ENCODINGS
 from optical_memory.types import RenderedPage, Turn, TurnSpan
@@ -53,6 +64,8 @@ from optical_memory.vision import Vision
 logger = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
+_FOUND_TURNS = 64
+"""How many turns' verbatim spans the writer keeps found (the open page's turns are what it asks again)."""
 OPTIMISTIC_TRIES = 3
 """How many times a write is carried out outside the lock before the last try holds the lock throughout."""
 
@@ -231,6 +244,8 @@ class SessionWriter:
         self._open_png: bytes | None = None  # the open page's PNG, encoded once per open page
         self._pending_cost: dict[str, int] | None = None
         self._pending_exact: Exact | None = None
+        self._found: dict[int, list[Span]] = {}  # spans of the newest paged turns' text, by turn id
+        self._piece_costs: dict[TurnSpan, dict[str, int]] = {}  # the open page's pieces' text costs
         self.tally = assembly.Tally()  # the sealed pages' share of the context cost, kept as running sums
         for page in self.pages:
             self._account(page, 1)
@@ -382,9 +397,19 @@ class SessionWriter:
 
     def _exact(self, spans: Sequence[TurnSpan], rung: Rung) -> Exact:
         """The verbatim spans of a page's turn pieces (their text must be kept), fitted to ``rung``."""
-        pieces = [(self.turns[s.turn].role, self.turns[s.turn].content or "", s.start, s.end) for s in spans]
-        found = on_page(pieces, self.config.exact_kinds)
+        found = on_page((self._turn_spans(s.turn), s.start, s.end) for s in spans)
         return trim([(x.kind, x.text) for x in found], self._exact_chars(rung))
+
+    def _turn_spans(self, tid: int) -> list[Span]:
+        """The verbatim spans of a turn's whole text, found once while the turn is on the open page."""
+        found = self._found.get(tid)
+        if found is None:
+            rec = self.turns[tid]
+            found = extract(rec.content or "", turn_kinds(rec.role, self.config.exact_kinds))
+            if len(self._found) >= _FOUND_TURNS:
+                del self._found[next(iter(self._found))]
+            self._found[tid] = found
+        return found
 
     def masked_in(self, spans: Sequence[TurnSpan]) -> int:
         """How many credentials were masked in a page's turn pieces (whose text must be kept)."""
@@ -423,7 +448,7 @@ class SessionWriter:
         if page.rung is Rung.FORGOTTEN:
             return True
         text = self.cost.page_text(page.text_cost)
-        image = self.cost.page(page.page_id, page.turns, page.rung, page.exact_line()) + self.cost.intro(1)
+        image = self.cost.page(page.page_id, page.turns, page.rung, page.exact_line) + self.cost.intro(1)
         return text is None or image < text
 
     def _drop_paid_text(self, page_ids: Iterable[int]) -> None:
@@ -509,7 +534,8 @@ class SessionWriter:
         if exact != page.exact:
             self._out.set_page_exact(self.sid, page.page_id, exact)
         self._account(page, -1)
-        page.rung, page.exact = rung, exact
+        page.rung = rung
+        page.set_exact(exact)
         self._account(page, 1)
 
     def _account(self, page: Page, sign: int) -> None:
@@ -521,7 +547,7 @@ class SessionWriter:
             return
         if page.rung is not Rung.FORGOTTEN:
             text = self.cost.page_text(page.text_cost) if self.text_kept(page.spans) else None
-            page.tallied = (self.cost.page(page.page_id, page.turns, page.rung, page.exact_line()), text)
+            page.tallied = (self.cost.page(page.page_id, page.turns, page.rung, page.exact_line), text)
             self.tally.add(*page.tallied)
 
     def _rerender(self, page: Page) -> Image.Image:
@@ -564,7 +590,10 @@ class SessionWriter:
         if not self.pending_ids:
             return {}
         if self._pending_cost is None:
-            self._pending_cost = assembly.page_text_cost(self.turns, self.packer.pending_spans())
+            spans = self.packer.pending_spans()
+            known = {s: c for s, c in self._piece_costs.items() if s in spans}  # the pieces still open
+            self._pending_cost = assembly.page_text_cost(self.turns, spans, known)
+            self._piece_costs = known
         return self._pending_cost
 
     def open_exact(self) -> Exact:
