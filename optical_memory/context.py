@@ -137,7 +137,8 @@ class PageInfo:
         height: Its height in pixels at its rung (0 when forgotten).
         text_tokens: o200k tokens of the text drawn on it.
         fill: ``text_tokens`` over the tokens of plain prose a full page holds (1.0: as full as prose).
-        exact: Its verbatim spans, (kind, text) pairs in order of appearance, as a context carries them
+        exact: Its verbatim spans, (kind, text, role of the turn it is from) in order of appearance, as a
+            context carries them
             beside its image (see :mod:`optical_memory.spans`; none once it is forgotten).
         masked: How many credentials were masked on it (on the image, in the text kept and in ``exact``).
     """
@@ -156,7 +157,7 @@ class PageInfo:
     height: int = 0
     text_tokens: int = 0
     fill: float = 0.0
-    exact: tuple[tuple[str, str], ...] = ()
+    exact: tuple[tuple[str, str, str], ...] = ()
     masked: int = 0
 
 

@@ -640,7 +640,7 @@ class OpticalMemory:
         spans: tuple[TurnSpan, ...],
         pinned: Rung | None,
         text_tokens: int,
-        exact: tuple[tuple[str, str], ...],
+        exact: tuple[tuple[str, str, str], ...],
         masked: int,
         *,
         sealed: bool,

@@ -72,7 +72,7 @@ class TurnRecord:
 class Page:
     """A sealed page's metadata (mutable: its rung, pin and verbatim spans change).
 
-    ``exact`` holds the page's verbatim spans, (kind, text) pairs in order of appearance (see
+    ``exact`` holds the page's verbatim spans, (kind, text, role) in order of appearance (see
     :mod:`optical_memory.spans`), ``masked`` how many credentials were masked on it. ``tallied`` is what the
     memory's running cost counted for the page: (image cost, text cost or None).
     """
@@ -85,7 +85,7 @@ class Page:
     sealed_at: float
     pinned: Rung | None = None
     text_cost: dict[str, int] = field(default_factory=dict)
-    exact: tuple[tuple[str, str], ...] = ()
+    exact: tuple[tuple[str, str, str], ...] = ()
     masked: int = 0
     tallied: tuple[int, int | None] | None = field(default=None, compare=False)
     turns: tuple[int, int] = field(init=False, compare=False)
@@ -97,7 +97,7 @@ class Page:
         self.turns = turn_range(self.spans)
         self.exact_line = line(self.page_id, self.exact)
 
-    def set_exact(self, exact: tuple[tuple[str, str], ...]) -> None:
+    def set_exact(self, exact: tuple[tuple[str, str, str], ...]) -> None:
         """Replace the page's verbatim spans (and their line)."""
         self.exact, self.exact_line = exact, line(self.page_id, exact)
 

@@ -18,8 +18,9 @@ a turn breaks across pages; quotes from user turns only, :func:`turn_kinds`), :f
 a context sends beside the page's image (``page 12 · exact: ORD-48213 · https://example.com/a``).
 
 A page's spans are fitted to ``exact_chars`` (the config) when it is sealed, and to a share of it as it
-decays (:data:`EXACT_SHARE`): whole spans go, the last kind of :data:`KINDS` first (quotes, then paths, ...,
-ids last), within a kind the later ones first. A forgotten page's spans go with it.
+decays (:data:`EXACT_SHARE`): whole spans go, those found in tool results first, then the assistant's, then
+the user's; by role, the last kind of :data:`KINDS` first (quotes, then paths, ..., ids last), within a kind
+the later ones first. A forgotten page's spans go with it.
 :func:`mask_secrets` replaces credentials with :data:`MASK` before anything is extracted or drawn: common
 key formats (OpenAI, Anthropic, GitHub, GitLab, AWS, Slack, Google API keys, JWTs, private key blocks,
 bearer tokens, passwords in URLs) and random-looking values next to a word like key, token, secret or
@@ -51,8 +52,8 @@ __all__ = [
     "turn_kinds",
 ]
 
-Exact = tuple[tuple[str, str], ...]
-"""A page's verbatim spans: (kind, text) pairs in order of appearance."""
+Exact = tuple[tuple[str, str, str], ...]
+"""A page's verbatim spans: (kind, text, role of the turn it is from) in order of appearance."""
 
 KINDS = ("id", "number", "url", "email", "code", "path", "quote")
 """Every kind of span, in the order a page keeps them when it must drop some (the last goes first)."""
@@ -62,6 +63,8 @@ EXACT_SHARE: Mapping[Rung, float] = MappingProxyType(
 """The share of ``exact_chars`` a page's spans keep at each rung (a forgotten page keeps none)."""
 _SPECIFIC = ("id", "number", "url", "email", "path", "code", "quote")
 """Which kind a string found as two kinds is (a path in backticks is a path)."""
+ROLES = ("user", "system", "assistant", "tool")
+"""Whose spans a page keeps longest: a user's first, tool results' last (the trim order of :func:`trim`)."""
 SEPARATOR = " · "
 """What separates the spans in :func:`line`."""
 MASK = "[masked]"
@@ -186,42 +189,49 @@ def turn_kinds(role: str, kinds: Collection[str]) -> list[str]:
     return [k for k in kinds if k != "quote" or role == "user"]
 
 
-def on_page(pieces: Iterable[tuple[Sequence[Span], int, int]]) -> list[Span]:
-    """The spans of a page: for each turn piece on it, (the spans of the turn's whole text, where the piece
-    starts and ends), the spans that start within the piece; each string once, in order of appearance."""
-    out: list[Span] = []
+def on_page(pieces: Iterable[tuple[str, Sequence[Span], int, int]]) -> Exact:
+    """The spans of a page: for each turn piece on it, (the turn's role, the spans of the turn's whole text,
+    where the piece starts and ends), the spans that start within the piece, as (kind, text, role); each
+    string once, in order of appearance."""
+    out: list[tuple[str, str, str]] = []
     seen: set[str] = set()
-    for found, start, end in pieces:
+    for role, found, start, end in pieces:
         for span in found:
             if start <= span.start < end and span.text not in seen:
                 seen.add(span.text)
-                out.append(span)
-    return out
+                out.append((span.kind, span.text, role))
+    return tuple(out)
 
 
-def trim(exact: Sequence[tuple[str, str]], max_chars: int) -> Exact:
-    """``exact`` with whole spans dropped until their text holds at most ``max_chars`` characters: the last
-    kind of :data:`KINDS` first, within a kind the later spans first; the order of appearance is kept."""
+def trim(exact: Sequence[tuple[str, str, str]], max_chars: int) -> Exact:
+    """``exact`` with whole spans dropped until their text holds at most ``max_chars`` characters: those of
+    tool results first, then the assistant's, then the user's (:data:`ROLES`); by role, the last kind of
+    :data:`KINDS` first, and within a kind the later spans first. The order of appearance is kept."""
     keep = list(exact)
-    size = sum(len(text) for _, text in keep)
+    size = sum(len(text) for _, text, _ in keep)
     if size <= max_chars:
         return tuple(keep)
-    rank = {kind: i for i, kind in enumerate(KINDS)}
-    order = sorted(range(len(keep)), key=lambda i: (rank.get(keep[i][0], len(KINDS)), i), reverse=True)
+    kinds = {kind: i for i, kind in enumerate(KINDS)}
+    roles = {role: i for i, role in enumerate(ROLES)}
+
+    def rank(i: int) -> tuple[int, int, int]:
+        kind, _, role = keep[i]
+        return (roles.get(role, len(ROLES)), kinds.get(kind, len(KINDS)), i)
+
     dropped: set[int] = set()
-    for i in order:
+    for i in sorted(range(len(keep)), key=rank, reverse=True):
         if size <= max_chars:
             break
         dropped.add(i)
         size -= len(keep[i][1])
-    return tuple(pair for i, pair in enumerate(keep) if i not in dropped)
+    return tuple(span for i, span in enumerate(keep) if i not in dropped)
 
 
-def line(page_id: int, exact: Sequence[tuple[str, str]]) -> str:
+def line(page_id: int, exact: Sequence[tuple[str, str, str]]) -> str:
     """The text a context sends beside a page's image: ``page 12 · exact: a · b`` ("" without spans)."""
     if not exact:
         return ""
-    return f"page {page_id}{SEPARATOR}exact: " + SEPARATOR.join(text for _, text in exact)
+    return f"page {page_id}{SEPARATOR}exact: " + SEPARATOR.join(text for _, text, _ in exact)
 
 
 def _span(kind: str, match: re.Match[str]) -> Span | None:

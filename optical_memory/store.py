@@ -269,7 +269,7 @@ class PageRow:
 
     ``text_cost`` maps each encoding to the tokens of the page's turn pieces, and ``"messages"`` to how
     many text messages they would take (empty for pages stored before version 3). ``exact`` holds the
-    page's verbatim spans as (kind, text) pairs and ``masked`` how many credentials were masked on it
+    page's verbatim spans as (kind, text, role) and ``masked`` how many credentials were masked on it
     (none for pages stored before version 6).
     """
 
@@ -282,7 +282,7 @@ class PageRow:
     pinned: str | None
     has_image: bool
     text_cost: dict[str, int] = field(default_factory=dict)
-    exact: tuple[tuple[str, str], ...] = ()
+    exact: tuple[tuple[str, str, str], ...] = ()
     masked: int = 0
 
 
@@ -592,7 +592,7 @@ class Store:
             )
             self._exec("DELETE FROM vision_tokens WHERE session = ? AND page_id = ?", (sid, page_id))
 
-    def set_page_exact(self, sid: int, page_id: int, exact: Sequence[tuple[str, str]]) -> None:
+    def set_page_exact(self, sid: int, page_id: int, exact: Sequence[tuple[str, str, str]]) -> None:
         """Replace a page's verbatim spans (trimmed as it decays, gone when it is forgotten)."""
         with self._lock:
             self._exec(
@@ -626,7 +626,7 @@ class Store:
                 r[6],
                 bool(r[7]),
                 json.loads(r[8]) if r[8] else {},
-                tuple((kind, text) for kind, text in json.loads(r[9])) if r[9] else (),
+                tuple((kind, text, role) for kind, text, role in json.loads(r[9])) if r[9] else (),
                 r[10],
             )
             for r in rows
@@ -759,6 +759,6 @@ def migrate(conn: sqlite3.Connection) -> int:
     return found
 
 
-def _exact_json(exact: Sequence[tuple[str, str]]) -> str | None:
-    """A page's verbatim spans as stored: a JSON list of [kind, text] pairs (None when there are none)."""
+def _exact_json(exact: Sequence[tuple[str, str, str]]) -> str | None:
+    """A page's verbatim spans as stored: a JSON list of [kind, text, role] (None when there are none)."""
     return json.dumps([list(pair) for pair in exact], ensure_ascii=False) if exact else None

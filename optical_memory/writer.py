@@ -152,7 +152,7 @@ class Overlay:
     def set_pin(self, sid: int, page_id: int, pinned: str | None) -> None:
         self._do(self.store.set_pin, sid, page_id, pinned)
 
-    def set_page_exact(self, sid: int, page_id: int, exact: Sequence[tuple[str, str]]) -> None:
+    def set_page_exact(self, sid: int, page_id: int, exact: Sequence[tuple[str, str, str]]) -> None:
         self._do(self.store.set_page_exact, sid, page_id, exact)
 
 
@@ -397,8 +397,8 @@ class SessionWriter:
 
     def _exact(self, spans: Sequence[TurnSpan], rung: Rung) -> Exact:
         """The verbatim spans of a page's turn pieces (their text must be kept), fitted to ``rung``."""
-        found = on_page((self._turn_spans(s.turn), s.start, s.end) for s in spans)
-        return trim([(x.kind, x.text) for x in found], self._exact_chars(rung))
+        found = on_page((self.turns[s.turn].role, self._turn_spans(s.turn), s.start, s.end) for s in spans)
+        return trim(found, self._exact_chars(rung))
 
     def _turn_spans(self, tid: int) -> list[Span]:
         """The verbatim spans of a turn's whole text, found once while the turn is on the open page."""

@@ -196,7 +196,7 @@ def write_pages(memory: OpticalMemory, folder: Path) -> list[dict[str, Any]]:
             "cost": info.cost,
             "text_tokens": info.text_tokens,
             "fill": round(info.fill, 3),
-            "exact": [{"kind": kind, "text": text} for kind, text in info.exact],
+            "exact": [{"kind": kind, "text": text, "role": role} for kind, text, role in info.exact],
             "masked": info.masked,
         }
         if info.rung is not Rung.FORGOTTEN:

@@ -71,7 +71,7 @@ def test_compress_writes_context_pages_and_table(tmp_path: Path, capsys: pytest.
             assert image.size == (entry["width"], entry["height"])
         assert entry["cost"] == gpt4o.image_tokens(entry["width"], entry["height"], details[entry["rung"]])
         assert entry["text_tokens"] > 0 and entry["fill"] > 0
-        assert all(set(span) == {"kind", "text"} for span in entry["exact"]) and entry["masked"] == 0
+        assert all(set(span) == {"kind", "text", "role"} for span in entry["exact"]) and entry["masked"] == 0
     assert listing[-1]["sealed"] is False and listing[0]["sealed"] is True
     assert len({e["rung"] for e in listing}) >= 2  # older pages have faded
 

@@ -123,3 +123,25 @@ def test_unknown_kinds_are_refused() -> None:
     assert set(KINDS) >= {"id", "url"}
     with pytest.raises(ConfigError, match="unknown span kinds"):
         extract("x", kinds=("ids",))
+
+
+def test_trim_drops_tool_output_first_then_the_last_kinds_and_keeps_the_order() -> None:
+    from optical_memory.spans import line, trim
+
+    exact = (
+        ("path", "src/app/main.py", "tool"),
+        ("id", "ORD-48213", "user"),
+        ("quote", "ship it friday", "user"),
+        ("url", "https://shop.example.com/o/48213", "assistant"),
+        ("number", "12.5 ms", "user"),
+        ("id", "9f2c1e7", "tool"),
+    )
+    size = sum(len(text) for _, text, _ in exact)
+    assert trim(exact, size) == exact
+    # tool results' spans go first (their last kinds first), then the assistant's, then the user's
+    assert [t for _, t, _ in trim(exact, size - 1)] == [t for _, t, _ in exact if t != "src/app/main.py"]
+    assert [t for _, t, _ in trim(exact, 60)] == ["ORD-48213", "ship it friday", "12.5 ms"]
+    assert [t for _, t, _ in trim(exact, 20)] == ["ORD-48213", "12.5 ms"]
+    assert trim(exact, 0) == ()
+    assert line(3, trim(exact, 20)) == "page 3 · exact: ORD-48213 · 12.5 ms"
+    assert line(3, ()) == ""

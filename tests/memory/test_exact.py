@@ -42,7 +42,7 @@ def _memory(path: Path | None = None, **config: object) -> OpticalMemory:
 
 
 def _planted_page(m: OpticalMemory) -> int:
-    return next(p.page_id for p in m.pages() if any(text == ORDER for _, text in p.exact))
+    return next(p.page_id for p in m.pages() if any(text == ORDER for _, text, _ in p.exact))
 
 
 def test_a_paged_turn_keeps_its_ids_beside_the_image_and_never_its_key(tmp_path: Path) -> None:
@@ -50,8 +50,8 @@ def test_a_paged_turn_keeps_its_ids_beside_the_image_and_never_its_key(tmp_path:
     m.extend(_chat(40))
     pid = _planted_page(m)
     info = m.pages()[pid]
-    assert ("url", "https://shop.example.com/o/48213") in info.exact and info.masked == 1
-    assert all(KEY not in text for _, text in info.exact)
+    assert ("url", "https://shop.example.com/o/48213", "user") in info.exact and info.masked == 1
+    assert all(KEY not in text for _, text, _ in info.exact)
     planted = next(t for t in m._w.turns if ORDER in (t.content or ""))
     assert KEY not in planted.content and MASK in planted.content  # the text kept is masked too
     assert KEY not in m.recall(pid, reader="exact").text
@@ -106,7 +106,7 @@ def test_spans_are_trimmed_as_a_page_decays_and_go_when_it_is_forgotten(tmp_path
     for info in pages:
         if info.sealed:
             cap = int(60 * EXACT_SHARE[info.rung])
-            assert sum(len(text) for _, text in info.exact) <= cap
+            assert sum(len(text) for _, text, _ in info.exact) <= cap
     tiny = [p for p in pages if p.sealed and p.rung.value == "tiny" and p.exact]
     assert tiny, "some page decayed to tiny with spans left"
     pid = tiny[0].page_id
@@ -119,7 +119,7 @@ def test_spans_are_trimmed_as_a_page_decays_and_go_when_it_is_forgotten(tmp_path
 def test_the_kinds_are_chosen_in_the_config() -> None:
     m = _memory(exact_kinds=["url"])
     m.extend(_chat(40))
-    kinds = {kind for p in m.pages() for kind, _ in p.exact}
+    kinds = {kind for p in m.pages() for kind, _, _ in p.exact}
     assert kinds == {"url"}
     with pytest.raises(Exception, match="unknown span kinds"):
         _memory(exact_kinds=["secret"])

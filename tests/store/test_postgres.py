@@ -99,6 +99,6 @@ def test_tables_of_version_5_gain_the_span_columns(postgres_url: str) -> None:
         assert len(memory.pages()) == n_pages and all(p.exact == () for p in memory.pages() if p.sealed)
         memory.add("order ORD-48213 shipped to https://shop.example.com/o/48213", role="user")
         memory.extend(turns(12))
-        assert any(("id", "ORD-48213") in p.exact for p in memory.pages())
+        assert any(("id", "ORD-48213", "user") in p.exact for p in memory.pages())
     with psycopg.connect(postgres_url, autocommit=True) as conn:
         assert conn.execute("SELECT version FROM optical_memory_schema").fetchone() == (SCHEMA_VERSION,)
