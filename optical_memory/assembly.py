@@ -11,7 +11,7 @@ image is shown; :func:`fit` re-fits when that overshoots.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence, Set
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -54,6 +54,7 @@ class Records:
         n_system: How many of ``text`` are the system prompt.
         pages: Every sealed page, forgotten ones too, by id.
         pinned: Ids of the pinned pages, ascending.
+        forgotten: Ids of the pages forgotten in the store.
         open_page: A render of the open page, or None.
         open_cost: The open page's turn pieces' text cost (see :func:`~optical_memory.pricing.costs.text_cost`).
         open_exact: The open page's verbatim spans as the text sent beside its image ("" when none).
@@ -69,6 +70,7 @@ class Records:
     n_system: int
     pages: Sequence[Page]
     pinned: Sequence[int]
+    forgotten: Set[int]
     open_page: RenderedPage | None
     open_cost: Mapping[str, int]
     open_exact: str
@@ -96,8 +98,15 @@ class Records:
         return [*older, *(p for p in self.pages[start:] if p.rung is not Rung.FORGOTTEN)]
 
     def left_before(self, start: int) -> list[int]:
-        """Ids of the pages not forgotten and not pinned before id ``start``."""
-        return [p.page_id for p in self.pages[:start] if p.rung is not Rung.FORGOTTEN and p.pinned is None]
+        """Ids of the pages not forgotten and not pinned before id ``start``, ascending (built from the few
+        ids to skip, not by looking at every page)."""
+        out: list[int] = []
+        first = 0
+        for skip in sorted(i for i in (*self.pinned, *self.forgotten) if i < start):
+            out.extend(range(first, skip))
+            first = skip + 1
+        out.extend(range(first, start))
+        return out
 
     def page_turns(self, page_id: int) -> tuple[int, int]:
         """A page's first and last turn ids, the open page's too."""

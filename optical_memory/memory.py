@@ -449,6 +449,7 @@ class OpticalMemory:
             self._w.n_system,
             self._w.pages,
             sorted(self._w.pinned),
+            self._w.forgotten,
             self._w.pending(),
             self._w.open_cost(),
             line(len(self._w.pages), self._w.open_exact()),

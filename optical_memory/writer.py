@@ -231,6 +231,7 @@ class SessionWriter:
         self._history: dict[str, int] = {}  # every turn's tokens per encoding, counted once then kept
         self.pages = [Page.from_row(p) for p in self.store.pages(self.sid)]
         self.pinned = {p.page_id for p in self.pages if p.pinned is not None}
+        self.forgotten = {p.page_id for p in self.pages if p.rung is Rung.FORGOTTEN}
         self._sealed: dict[str, list[int]] = {}  # the sealed pages' text per encoding: tokens, messages
         self.open_pin = None if row.open_pin is None else as_rung(row.open_pin)
         self.n_system = row.n_system
@@ -536,6 +537,10 @@ class SessionWriter:
         self._account(page, -1)
         page.rung = rung
         page.set_exact(exact)
+        if rung is Rung.FORGOTTEN:
+            self.forgotten.add(page.page_id)
+        else:
+            self.forgotten.discard(page.page_id)
         self._account(page, 1)
 
     def _account(self, page: Page, sign: int) -> None:

@@ -111,6 +111,8 @@ def test_the_running_sums_a_context_reads_match_a_fresh_count(tmp_path: Path) ->
     fresh = OpticalMemory.open(path)
     assert m._w.pinned == fresh._w.pinned == {p.page_id for p in fresh._w.pages if p.pinned is not None}
     assert m._w.pinned == {opened, 3}
+    forgotten = {p.page_id for p in fresh._w.pages if p.rung.value == "forgotten"}
+    assert m._w.forgotten == fresh._w.forgotten == forgotten == {6}
     counted = [sum(c.page_history(p.text_cost, p.text_tokens) for p in fresh._w.pages) for c in costs]
     assert [m._w.sealed_text(c) for c in costs] == [fresh._w.sealed_text(c) for c in costs] == counted
     assert before == [0, 0] and counted[0] != counted[1]  # OpenAI counts a message overhead per piece
