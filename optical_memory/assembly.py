@@ -333,11 +333,10 @@ def fit(
     target = budget
     # costs are additive except the introduction, paid once when any image shows: re-fit on overshoot;
     # a lower target only moves the first page fitted later, so the pages of the first try hold them all
-    start = first_fitting(records, states, target - text - floor)
+    start = first = first_fitting(records, states, target - text - floor)
     pages = records.visible(start)
     rungs: list[Rung] = []
     for _ in range(_FIT_TRIES):
-        first = first_fitting(records, states, target - text - floor) if rungs else start
         fitted = [p for p in pages if p.page_id >= first or p.pinned is not None]
         assignment = policy.assign([states[p] for p in fitted], budget=target, fixed_cost=text + floor)
         chosen = {p.page_id: r for p, r in zip(fitted, assignment.rungs, strict=True)}
@@ -346,6 +345,7 @@ def fit(
         if total <= budget:
             return pages, rungs, _left_out(records, start, pages, rungs)
         target -= total - budget
+        first = first_fitting(records, states, target - text - floor)
     # the policy's estimate kept missing (its prices leave out what showing pages adds): leave pages out,
     # unpinned ones oldest first, then pinned ones; with every page out the floor checked above fits
     order = sorted(range(len(pages)), key=lambda i: (pages[i].pinned is not None, i))
