@@ -21,10 +21,12 @@ A page's spans are fitted to ``exact_chars`` (the config) when it is sealed, and
 decays (:data:`EXACT_SHARE`): whole spans go, those found in tool results first, then the assistant's, then
 the user's; by role, the last kind of :data:`KINDS` first (quotes, then paths, ..., ids last), within a kind
 the later ones first. A forgotten page's spans go with it.
+
 :func:`mask_secrets` replaces credentials with :data:`MASK` before anything is extracted or drawn: common
 key formats (OpenAI, Anthropic, GitHub, GitLab, AWS, Slack, Google API keys, JWTs, private key blocks,
 bearer tokens, passwords in URLs) and random-looking values next to a word like key, token, secret or
-password. A masked credential is never a span.
+password. A masked credential is never a span. The memory masks a turn as it leaves the recent window, so
+its page, its spans and its text kept never carry one.
 """
 
 from __future__ import annotations
