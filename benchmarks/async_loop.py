@@ -28,7 +28,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
@@ -102,7 +102,7 @@ def _row(seconds: float, turns: int, late: list[float]) -> dict[str, Any]:
     return row
 
 
-def run(location: Callable[[str], str], sessions: int, turns: int) -> dict[str, Any]:
+def run(location: str, sessions: int, turns: int) -> dict[str, Any]:
     chats = [real_chats(turns)] * sessions  # each from a chat's start, so every tool result has its call
     warm = OpticalMemory(CONFIG)  # fonts and caches loaded before anything is timed
     for turn in chats[0]:
@@ -110,7 +110,7 @@ def run(location: Callable[[str], str], sessions: int, turns: int) -> dict[str, 
     out = {}
     for way in ("sequential", "add on the loop", "aadd"):
         memories = [
-            OpticalMemory.open(location(way), session=f"{way}-{i}", config=CONFIG) for i in range(sessions)
+            OpticalMemory.open(location, session=f"{way}-{i}", config=CONFIG) for i in range(sessions)
         ]
         if way == "sequential":
             out[way] = _sequential(memories, chats)
@@ -136,11 +136,11 @@ def main() -> None:
         if args.store:
             target = PostgresTarget(args.store)
             try:
-                result = run(lambda way: target.location, args.sessions, args.turns)
+                result = run(target.location, args.sessions, args.turns)
             finally:
                 target.close()
         else:
-            result = run(lambda way: str(Path(tmp) / "m.db"), args.sessions, args.turns)
+            result = run(str(Path(tmp) / "m.db"), args.sessions, args.turns)
     store = "postgresql" if args.store else "sqlite"
     print(f"{store}: {args.sessions} sessions x {args.turns} real-chat turns")
     print(f"{'way':<16} {'turns/s':>8} {'late med':>9} {'late p99':>9} {'late max':>9}")
