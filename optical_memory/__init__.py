@@ -1,7 +1,7 @@
 """optical-memory: recent chat turns stay text, older turns become page images that fade down a ladder.
 
 The object users hold is :class:`OpticalMemory`; the rest of this namespace is the small set of value
-types it takes and returns, plus the pieces agents wire in directly (the recall tool, the contact sheet).
+types it takes and returns, plus the pieces agents wire in directly (the memory's tools, the contact sheet).
 Heavier parts live in subpackages: ``optical_memory.renderers``, ``optical_memory.policies``,
 ``optical_memory.encoders`` (DeepSeek-OCR; needs the ``model`` extra) and ``optical_memory.recall``.
 """
@@ -24,14 +24,14 @@ from optical_memory.errors import (
 from optical_memory.ladder import Rung
 from optical_memory.memory import OpticalMemory
 from optical_memory.pricing.providers import Provider, get_provider
-from optical_memory.recall import RECALL_TOOL, Reading, handle_tool_call
+from optical_memory.recall import MemoryTools, Reading, ToolResult
+from optical_memory.recall.search import SearchHit
 from optical_memory.sheet import contact_sheet
 from optical_memory.types import RenderedPage, Turn, TurnImage, TurnSpan
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "RECALL_TOOL",
     "AddResult",
     "CheckpointError",
     "ConfigError",
@@ -40,6 +40,7 @@ __all__ = [
     "EncoderConfig",
     "InputError",
     "MemoryConfig",
+    "MemoryTools",
     "MissingDependencyError",
     "OpticalMemory",
     "OpticalMemoryError",
@@ -51,7 +52,9 @@ __all__ = [
     "RecallError",
     "RenderedPage",
     "Rung",
+    "SearchHit",
     "StoreError",
+    "ToolResult",
     "Turn",
     "TurnImage",
     "TurnSpan",
@@ -59,6 +62,5 @@ __all__ = [
     "__version__",
     "contact_sheet",
     "get_provider",
-    "handle_tool_call",
     "load_conversation",
 ]

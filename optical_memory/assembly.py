@@ -63,6 +63,7 @@ class Records:
             without message overheads).
         sealed_text: What every sealed page counts for in the history on a cost model (the sum of
             :meth:`~optical_memory.pricing.costs.CostModel.page_history` over them).
+        held: Ids of the pages the fidelity gate holds above the rung their age asks.
     """
 
     turns: Sequence[TurnRecord]
@@ -77,6 +78,7 @@ class Records:
     top: Rung
     history_tokens: Callable[[str], int]
     sealed_text: Callable[[CostModel], int]
+    held: Set[int] = frozenset()
 
     @property
     def n_sealed(self) -> int:
@@ -484,8 +486,9 @@ def usage(
     total = text + image
     ratio = history / total if total else 1.0
     per_rung = _per_rung(records, images, shown.n_as_text)
+    held = tuple(p.page_id for p in shown.pages if p.page_id in records.held)
     return Usage(
-        history, text, image, total, per_rung, ratio, left_out, max(carried, 0), shown.n_as_text, budget
+        history, text, image, total, per_rung, ratio, left_out, max(carried, 0), shown.n_as_text, budget, held
     )
 
 

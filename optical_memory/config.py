@@ -17,7 +17,8 @@ mapping, a JSON string or a config into a :class:`MemoryConfig` and reports prob
 Configs saved by version 0.1 (``page_size``, the ``budget`` policy) are read and translated.
 
 ``exact_kinds`` and ``exact_chars`` choose the verbatim spans each page keeps as text beside its image (see
-:mod:`optical_memory.spans`).
+:mod:`optical_memory.spans`). ``gate_reader`` and ``gate_min_accuracy`` hold a page at its rung while a reader
+could not read it at the next (see :mod:`optical_memory.gate`; off by default).
 
 ``encoder`` (an :class:`EncoderConfig`, or its name as a string) chooses the vision encoder of the
 ``embeddings`` context format; None keeps the deterministic fake encoder, so nothing in the core needs torch.
@@ -148,6 +149,16 @@ class MemoryConfig(BaseModel):
         ge=0,
         description="Most characters of verbatim spans a page keeps at its sharpest rung (less as it decays).",
     )
+    gate_reader: str | None = Field(
+        default=None,
+        description=(
+            "A reader ('rapidocr', 'tesseract', 'endpoint', 'deepseek') that must still read a page at the "
+            "rung the age rule moves it to (see optical_memory.gate); None: no gate."
+        ),
+    )
+    gate_min_accuracy: float = Field(
+        default=0.9, ge=0.0, le=1.0, description="The lowest score a page may have at the rung it goes to."
+    )
     policy: str = Field(default="age", description="Decay policy assigning rungs: 'age'.")
     policy_options: dict[str, Any] = Field(
         default_factory=dict,
@@ -178,6 +189,16 @@ class MemoryConfig(BaseModel):
             "(None: the deterministic fake encoder, which needs no torch)."
         ),
     )
+
+    @field_validator("gate_reader")
+    @classmethod
+    def _image_reader(cls, value: str | None) -> str | None:
+        from optical_memory.recall.base import READERS
+
+        if value is not None and (value not in READERS or value == "exact"):
+            names = ", ".join(n for n in READERS if n != "exact")
+            raise ValueError(f"gate_reader must read page images: one of {names}, not {value!r}")
+        return value
 
     @field_validator("exact_kinds")
     @classmethod

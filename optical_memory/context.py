@@ -55,6 +55,8 @@ class Usage:
             pages shown) would cost as plain text: the history less the pages forgotten or left out.
         pages_as_text: Pages sent as their turns' text, because their image would cost more.
         budget: The budget the context was fitted to (None: unbounded).
+        held_by_gate: Ids of the pages in this context that the fidelity gate holds above the rung their
+            age asks, because its reader could not read them there (see :mod:`optical_memory.gate`).
     """
 
     history_text_tokens: int
@@ -67,6 +69,7 @@ class Usage:
     carried_text_tokens: int = 0
     pages_as_text: int = 0
     budget: int | None = None
+    held_by_gate: tuple[int, ...] = ()
 
     @property
     def carried_ratio(self) -> float:
@@ -87,6 +90,7 @@ class Usage:
             "carried_ratio": self.carried_ratio,
             "pages_as_text": self.pages_as_text,
             "budget": self.budget,
+            "held_by_gate": list(self.held_by_gate),
         }
 
 

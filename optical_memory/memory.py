@@ -30,7 +30,7 @@ All of it is carried out by the session's one write path, :class:`~optical_memor
 (this facade validates, locks and delegates): rendered and encoded before the store's write lock is taken,
 then committed in one short transaction; if anything fails the transaction rolls back and the in-memory
 state is reloaded from the store, so memory and store never disagree. All methods are thread-safe, and
-``aadd``, ``acontext``, ``arecall`` and ``apages`` run them on a worker thread for an event loop.
+``aadd``, ``acontext``, ``arecall``, ``apages`` and ``asearch`` run them on a worker thread for an event loop.
 ``sync(history)`` adds what a whole handed-over history has beyond the stored turns (what the framework
 adapters in :mod:`optical_memory.integrations` call on every model call); ``pop`` and ``clear`` undo.
 
@@ -63,10 +63,11 @@ from optical_memory.pricing.budget import resolve_budget
 from optical_memory.pricing.costs import CostModel, turn_text_tokens
 from optical_memory.pricing.profiles import RenderProfile
 from optical_memory.pricing.providers import Provider, get_provider
+from optical_memory.recall.search import SearchHit, SearchIndex, terms, update_index
 from optical_memory.records import Page
 from optical_memory.renderers.packer import page_capacity
 from optical_memory.spans import line
-from optical_memory.store import Store
+from optical_memory.store import ReadRow, Store
 from optical_memory.tokens import ENCODINGS
 from optical_memory.types import Turn, TurnSpan, as_turn
 from optical_memory.vision import TokenRequest, page_tokens
@@ -74,6 +75,7 @@ from optical_memory.writer import SessionWriter
 
 if TYPE_CHECKING:
     from optical_memory.recall.base import Reading, RecallBackend
+    from optical_memory.recall.tools import MemoryTools
 
 logger = logging.getLogger(__name__)
 
@@ -115,6 +117,8 @@ class OpticalMemory:
         self._lock = threading.RLock()
         weakref.finalize(self, store.close)  # a memory dropped without close() still closes its file
         self._w = SessionWriter(store, session, config)
+        self._readers: dict[str, RecallBackend] = {}  # the readers this memory built, by name
+        self._index = SearchIndex()
 
     @property
     def session(self) -> str:
@@ -456,6 +460,7 @@ class OpticalMemory:
             self._w.top,
             self._w.history_tokens,
             self._w.sealed_text,
+            self._w.held,
         )
 
     def _rungs(
@@ -681,11 +686,14 @@ class OpticalMemory:
     def _is_open_page(self, page_id: int) -> bool:
         return page_id == len(self._w.pages) and bool(self._w.pending_ids)
 
-    def page_image(self, page_id: int) -> Image.Image:
+    def page_image(self, page_id: int, *, sharpest: bool = False) -> Image.Image:
         """A page's image at its current rung (the open page at the top rung).
 
+        With ``sharpest``, a page whose text was kept is rendered again at the top rung (nothing stored
+        changes); a page whose text is gone has only its stored image.
+
         Raises:
-            PageNotFoundError: If there is no such page, or it was forgotten.
+            PageNotFoundError: If there is no such page, or it was forgotten and its text is gone.
         """
         with self._lock:
             self._check_open()
@@ -694,6 +702,8 @@ class OpticalMemory:
                 assert pending is not None
                 return pending.image.copy()
             page = self._page(page_id)
+            if sharpest and self._w.can_sharpen(page) and page.rung is not self._w.top:
+                return self._w.rerender(page)
             if page.rung is Rung.FORGOTTEN:
                 raise PageNotFoundError(f"page {page_id} was forgotten: it has no image")
             return self._w.images.get(page, page.rung).copy()
@@ -711,9 +721,7 @@ class OpticalMemory:
                 spans = pending.spans if pending is not None else ()
             else:
                 spans = self._page(page_id).spans
-            if not self._w.text_kept(spans):
-                return None
-            return "\n\n".join((self._w.turns[s.turn].content or "")[s.start : s.end] for s in spans)
+            return self._w.page_text(spans)
 
     def recall(self, page_id: int, *, reader: str | RecallBackend | None = None) -> Reading:
         """Read a page back as text, as well as it can still be read at its rung.
@@ -736,7 +744,95 @@ class OpticalMemory:
     def _recall(self, page_id: int, reader: str | RecallBackend | None) -> Reading:
         from optical_memory.recall import recall_page
 
-        return recall_page(self, page_id, reader)
+        reading = recall_page(self, page_id, reader, readers=self._readers)
+        if reading.reader != "exact" and reading.rung is not None:
+            with self._lock:
+                self._w.cache_reading(ReadRow(page_id, reading.reader, reading.rung.value, reading.text))
+        return reading
+
+    def read_pages(self, reader: str | RecallBackend, *, limit: int | None = None) -> int:
+        """Read with ``reader`` the sealed pages that have neither kept text nor search terms (pages stored
+        before version 7 took terms), newest first, and keep what it reads, so that :meth:`search` finds
+        them by their words. Pages it already read at their rung are skipped.
+
+        A CPU OCR takes seconds a page: call this off the agent's hot path (between turns, in a worker).
+        Readings are kept in the store, one per page and reader, while the page stays at the rung it was
+        read at; ``recall`` keeps its readings the same way.
+
+        Args:
+            reader: A reader name (``rapidocr``, ``tesseract``, ``endpoint``, ``deepseek``) or a reader object.
+            limit: Read at most this many pages (None: all that need it).
+
+        Returns:
+            How many pages were read.
+
+        Raises:
+            ConfigError: For ``exact`` (it reads no image) or an unknown reader name.
+            MissingDependencyError: If the reader needs an extra that is not installed.
+            RecallError: If the reader fails.
+        """
+        from optical_memory.recall.api import built_reader, reader_name
+
+        if reader_name(reader) == "exact":
+            raise ConfigError("read_pages reads page images: name an image reader such as 'rapidocr'")
+        backend = built_reader(reader, self._readers)
+        done = 0
+        for page_id in self._unread(backend.name):
+            if limit is not None and done >= limit:
+                break
+            self._recall(page_id, backend)
+            done += 1
+        return done
+
+    def _unread(self, reader: str) -> list[int]:
+        """Sealed pages with an image and no kept text that ``reader`` has not read at their rung, newest first."""
+        with self._lock:
+            self._check_open()
+            self._w.refresh()
+            readings = self._w.readings()
+            indexed = self._w.store.pages_with_terms(self._w.sid)
+            out = []
+            for page in reversed(self._w.pages):
+                if page.rung is Rung.FORGOTTEN or page.page_id in indexed or self._w.text_kept(page.spans):
+                    continue
+                row = readings.get(page.page_id, {}).get(reader)
+                if row is None or row.rung != page.rung.value:
+                    out.append(page.page_id)
+            return out
+
+    def search(self, query: str, k: int = 5) -> list[SearchHit]:
+        """The ``k`` pages that best match ``query``, best first, ranked by BM25 over what the memory still
+        holds of each: kept text, else the terms taken as it was sealed (or a reading), and its verbatim
+        spans (see :mod:`optical_memory.recall.search`). The open page is searched by its text; the recent turns,
+        which the context carries as text, are not searched.
+
+        Raises:
+            InputError: If ``query`` has no words or numbers, or ``k`` is not a positive integer.
+        """
+        if not isinstance(query, str) or not terms(query):
+            raise InputError("search needs a query with words or numbers in it, such as 'order id'")
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise InputError(f"k must be a positive integer, not {k!r}")
+        with telemetry.operation("search", self.session) as op, self._lock:
+            self._check_open()
+            self._w.refresh()
+            update_index(self._index, self._w)
+            hits = self._index.search(query, k)
+            op.set(hits=len(hits), pages=len(self._index))
+        return hits
+
+    def tools(self, *, reader: str | RecallBackend | None = None) -> MemoryTools:
+        """The memory as tools an agent can call (``search_memory``, ``recall_page``, ``expand_page``): their
+        schemas in OpenAI and Anthropic shapes, and a handler (see :mod:`optical_memory.recall.tools`).
+
+        Args:
+            reader: The reader ``recall_page`` reads page images with, chosen here by the application (the
+                model never chooses it): a name or a reader object; None for ``rapidocr``. A page whose
+                text was kept is given as that text, without reading its image.
+        """
+        from optical_memory.recall.tools import MemoryTools
+
+        return MemoryTools(self, reader)
 
     def pin(self, page_id: int, rung: Rung | str | None = None) -> None:
         """Hold a page at exactly ``rung`` (its current rung when None), whatever its age.
@@ -827,6 +923,10 @@ class OpticalMemory:
     async def apages(self) -> list[PageInfo]:
         """:meth:`pages` without blocking the event loop."""
         return await asyncio.to_thread(self.pages)
+
+    async def asearch(self, query: str, k: int = 5) -> list[SearchHit]:
+        """:meth:`search` without blocking the event loop."""
+        return await asyncio.to_thread(self.search, query, k)
 
     def close(self) -> None:
         """Close the store (idempotent). The open page stays open: reopening resumes it."""

@@ -30,12 +30,13 @@ from urllib.parse import urlsplit, urlunsplit
 
 from optical_memory.backends import Row
 from optical_memory.errors import MissingDependencyError, StoreError
-from optical_memory.store import V6_PAGES
+from optical_memory.store import V6_PAGES, V7_SEARCH
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 """The schema version the tables are created at (the SQLite store's, with the same semantics)."""
 
-_SCHEMA = """
+_SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS optical_memory_schema (version INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS sessions (
     id BIGSERIAL PRIMARY KEY,
@@ -101,12 +102,23 @@ CREATE TABLE IF NOT EXISTS calibration (
     ratio DOUBLE PRECISION NOT NULL,
     samples INTEGER NOT NULL,
     updated DOUBLE PRECISION NOT NULL
-)
+);
 """
-_MIGRATIONS = {6: V6_PAGES.replace("ADD COLUMN", "ADD COLUMN IF NOT EXISTS")}
+    + V7_SEARCH
+)
+_MIGRATIONS = {6: V6_PAGES.replace("ADD COLUMN", "ADD COLUMN IF NOT EXISTS"), 7: V7_SEARCH}
 """Schema version -> the statements that upgrade tables from the version before it (version 5 was the
 first these tables were created at)."""
-_TABLES = ("sessions", "turns", "turn_images", "pages", "vision_tokens", "calibration")
+_TABLES = (
+    "sessions",
+    "turns",
+    "turn_images",
+    "pages",
+    "vision_tokens",
+    "page_terms",
+    "page_reads",
+    "calibration",
+)
 _SCHEMA_LOCK = 0x6F6D656D  # the advisory lock that serialises schema creation ("omem")
 
 CONNECT_TIMEOUT_S = 10.0

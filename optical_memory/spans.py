@@ -5,7 +5,8 @@ so these are what a page keeps as text beside its image:
 
 - ``id``: UUIDs, hex (``0x...``), hashes (7 to 64 hex digits with a digit and a letter), long digit runs
   (5 or more), and codes mixing letters and at least 3 digits (``ORD-48213``, ``INV_2024_0042``);
-- ``number``: numbers with a unit or a currency (``12.5 ms``, ``3 GB``, ``45%``, ``$1,299.00``, ``300元``);
+- ``number``: numbers with a unit, a rate or a currency (``12.5 ms``, ``3 GB``, ``40 MB/s``, ``45%``, ``$1,299.00``,
+  ``300元``);
 - ``url``, ``email``, and ``path`` (absolute and relative paths, Windows paths, file names with a known
   extension);
 - ``code``: code identifiers in backticks (``foo_bar``, ``Class.method()``; no spaces);
@@ -78,6 +79,8 @@ _UNITS = (
     "px|pt|rem|dpi|mm|cm|km|kg|mg|lbs?|oz|ml|°c|°f|mv|ma|kw|mw|kwh|"
     "tokens?|steps?|epochs?|items?|rows?|usd|eur|gbp|cny|rmb|jpy"
 )
+_RATES = r"(?:req|reqs|requests|ops|tok|tokens|it|kb|mb|gb|kib|mib|gib|rows|msgs?)/(?:s|sec|min|h|hr|day)|qps|rps|tps"
+"""Rates, tried before the plain units so that ``MB/s`` is not cut at ``MB``."""
 _UNITS_ATTACHED = "s|m|h|b|g|k|x"  # one letter: only right after the number (20s, 5m, 3x)
 _CJK_UNITS = (
     "元|块|个|次|天|年|月|周|小时|分钟|秒|公里|千米|公斤|千克|克|米|厘米|毫米|岁|人|页|行|条|张|台|件|倍"
@@ -106,7 +109,7 @@ _PATTERNS: dict[str, re.Pattern[str]] = {
     ),
     "number": re.compile(
         rf"(?<![\w.$])[-+]?(?:[$€£¥]\s?(?:\d[\d,]*\.\d+|\d[\d,]*\d)"  # $1,299.00 $25 (not $1, a shell argument)
-        rf"|{_NUMBER}(?:\s?%|\s?(?:{_UNITS})\b|(?:{_UNITS_ATTACHED})\b|\s?(?:{_CJK_UNITS})))",
+        rf"|{_NUMBER}(?:\s?%|\s?(?:{_RATES}|{_UNITS})\b|(?:{_UNITS_ATTACHED})\b|\s?(?:{_CJK_UNITS})))",
         re.IGNORECASE | re.ASCII,  # ASCII word boundaries: a number right after CJK text still starts one
     ),
     "quote": re.compile(

@@ -21,12 +21,17 @@ that upgrades the previous one; a file from a newer version is refused with :cla
                   16-bit pattern); rows of a page are deleted whenever its stored image changes
     turn_images   (session, turn_id, idx): the images a user turn carries: media type, size, encoded bytes
                   (deleted with the turn's text)
+    page_terms    (session, page_id): the search terms of a page's text, taken as it is sealed (what its
+                  image shows, in the form search indexes; deleted when the page is forgotten)
+    page_reads    (session, page_id, reader): a page's text as a reader read it at its stored rung (for pages
+                  with no terms); rows of a page are deleted whenever its stored image changes
     calibration   (model): the learned ratio of billed to predicted image tokens, and how many reports
                   it was learned from (shared by every session of the file)
 
 Version 1 had an unused ``vision_cache`` table; version 2 replaces it with ``vision_tokens``; version 3
 adds tool calls to turns, text costs to pages, and the calibration table; version 4 adds turn images;
-version 5 the sessions' write versions.
+version 5 the sessions' write versions; version 6 a page's verbatim spans and masks; version 7 the
+pages' search terms and readings.
 
 One connection per store, shared across threads (``check_same_thread=False``); the memory facade
 serialises every call with its own lock.
@@ -58,7 +63,9 @@ from optical_memory.errors import StoreError
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
+_IN_CHUNK = 500
+"""Most ids one ``IN (...)`` query names."""
 
 
 def _v1(conn: sqlite3.Connection) -> None:
@@ -191,6 +198,30 @@ ALTER TABLE pages ADD COLUMN masked INTEGER NOT NULL DEFAULT 0
 """
 """The columns version 6 adds to ``pages`` (the PostgreSQL store adds the same)."""
 
+
+def _v7(conn: sqlite3.Connection) -> None:
+    """Version 7: what search indexes of a page: its terms, and its readings (per reader, at its rung)."""
+    _script(conn, V7_SEARCH)
+
+
+V7_SEARCH = """
+CREATE TABLE IF NOT EXISTS page_terms (
+    session BIGINT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+    page_id INTEGER NOT NULL,
+    terms TEXT NOT NULL,
+    PRIMARY KEY (session, page_id)
+);
+CREATE TABLE IF NOT EXISTS page_reads (
+    session BIGINT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+    page_id INTEGER NOT NULL,
+    reader TEXT NOT NULL,
+    rung TEXT NOT NULL,
+    text TEXT NOT NULL,
+    PRIMARY KEY (session, page_id, reader)
+)
+"""
+"""The tables version 7 adds (the PostgreSQL store creates the same)."""
+
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     1: _v1,
     2: _v2,
@@ -198,6 +229,7 @@ MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     4: _v4,
     5: _v5,
     6: _v6,
+    7: _v7,
 }
 """Schema version -> the function that upgrades a store from the version before it."""
 
@@ -295,6 +327,16 @@ class TokenRow:
     shape: tuple[int, ...]
     dtype: str
     data: bytes = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ReadRow:
+    """A page's text as one reader read it at the rung the page is stored at."""
+
+    page_id: int
+    reader: str
+    rung: str
+    text: str = field(repr=False)
 
 
 class Store:
@@ -460,7 +502,7 @@ class Store:
     def clear_session(self, sid: int) -> None:
         """Remove a session's turns, pages and cached vision tokens, and reset its counters (its config stays)."""
         with self._lock:
-            for table in ("turns", "turn_images", "pages", "vision_tokens"):
+            for table in ("turns", "turn_images", "pages", "vision_tokens", "page_terms", "page_reads"):
                 self._exec(f"DELETE FROM {table} WHERE session = ?", (sid,))
             self.update_session(sid, packer_state=None, n_system=0, packed_upto=0)
 
@@ -590,7 +632,8 @@ class Store:
                 "UPDATE pages SET rung = ?, png = ? WHERE session = ? AND page_id = ?",
                 (rung, png, sid, page_id),
             )
-            self._exec("DELETE FROM vision_tokens WHERE session = ? AND page_id = ?", (sid, page_id))
+            for table in ("vision_tokens", "page_reads"):
+                self._exec(f"DELETE FROM {table} WHERE session = ? AND page_id = ?", (sid, page_id))
 
     def set_page_exact(self, sid: int, page_id: int, exact: Sequence[tuple[str, str, str]]) -> None:
         """Replace a page's verbatim spans (trimmed as it decays, gone when it is forgotten)."""
@@ -637,6 +680,57 @@ class Store:
         with self._lock:
             row = self._one("SELECT png FROM pages WHERE session = ? AND page_id = ?", (sid, page_id))
         return None if row is None else row[0]
+
+    # --- search terms and readings ------------------------------------------------------------------------
+
+    def put_page_terms(self, sid: int, page_id: int, terms: str) -> None:
+        """Store a sealed page's search terms (space-separated, repeats kept)."""
+        with self._lock:
+            self._exec(
+                "INSERT INTO page_terms (session, page_id, terms) VALUES (?, ?, ?)", (sid, page_id, terms)
+            )
+
+    def delete_page_terms(self, sid: int, page_id: int) -> None:
+        """Delete a page's search terms (it was forgotten)."""
+        with self._lock:
+            self._exec("DELETE FROM page_terms WHERE session = ? AND page_id = ?", (sid, page_id))
+
+    def pages_with_terms(self, sid: int) -> set[int]:
+        """The ids of a session's pages that have search terms."""
+        with self._lock:
+            return {int(r[0]) for r in self._exec("SELECT page_id FROM page_terms WHERE session = ?", (sid,))}
+
+    def page_terms(self, sid: int, page_ids: Sequence[int]) -> dict[int, str]:
+        """The search terms of these pages (pages with none are left out)."""
+        out: dict[int, str] = {}
+        with self._lock:
+            for i in range(0, len(page_ids), _IN_CHUNK):
+                chunk = list(page_ids[i : i + _IN_CHUNK])
+                marks = ", ".join("?" * len(chunk))
+                rows = self._exec(
+                    f"SELECT page_id, terms FROM page_terms WHERE session = ? AND page_id IN ({marks})",
+                    (sid, *chunk),
+                )
+                out.update((int(r[0]), r[1]) for r in rows)
+        return out
+
+    def page_reads(self, sid: int) -> list[ReadRow]:
+        """Every cached reading of a session's pages (each at the rung its page is stored at)."""
+        with self._lock:
+            rows = self._exec("SELECT page_id, reader, rung, text FROM page_reads WHERE session = ?", (sid,))
+        return [ReadRow(int(r[0]), r[1], r[2], r[3]) for r in rows]
+
+    def put_page_read(self, sid: int, read: ReadRow) -> None:
+        """Cache a page's reading by one reader (replacing that reader's earlier one), only if the page is
+        still stored at the rung it was read at: a reading never outlives its image."""
+        with self._lock:
+            self._exec(
+                "INSERT INTO page_reads (session, page_id, reader, rung, text) "
+                "SELECT ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM pages WHERE session = ? AND page_id = ? "
+                "AND rung = ? AND png IS NOT NULL) "
+                "ON CONFLICT (session, page_id, reader) DO UPDATE SET rung = excluded.rung, text = excluded.text",
+                (sid, read.page_id, read.reader, read.rung, read.text, sid, read.page_id, read.rung),
+            )
 
     # --- vision-token cache ----------------------------------------------------------------------------
 

@@ -37,11 +37,13 @@ from optical_memory import assembly, decay
 from optical_memory.config import EncoderConfig, MemoryConfig, as_config
 from optical_memory.context import AddResult
 from optical_memory.errors import ConfigError, InputError, OpticalMemoryError, StoreError
-from optical_memory.images import encode_png
+from optical_memory.gate import FidelityGate
+from optical_memory.images import downsample, encode_png
 from optical_memory.ladder import Rung, as_rung, rank
 from optical_memory.policies import AgeLadder, PageState
 from optical_memory.pricing.costs import CostModel, tokens_in, turn_text_tokens
 from optical_memory.pricing.providers import Provider, get_provider
+from optical_memory.recall.search import terms
 from optical_memory.records import Page, TurnLookup, TurnRecord
 from optical_memory.renderers import PagePacker
 from optical_memory.spans import (
@@ -56,7 +58,7 @@ from optical_memory.spans import (
     trim,
     turn_kinds,
 )
-from optical_memory.store import PageRow, Store, TurnRow
+from optical_memory.store import PageRow, ReadRow, Store, TurnRow
 from optical_memory.tokens import DEFAULT_ENCODING, ENCODINGS
 from optical_memory.types import RenderedPage, Turn, TurnSpan
 from optical_memory.vision import Vision
@@ -155,6 +157,12 @@ class Overlay:
     def set_page_exact(self, sid: int, page_id: int, exact: Sequence[tuple[str, str, str]]) -> None:
         self._do(self.store.set_page_exact, sid, page_id, exact)
 
+    def put_page_terms(self, sid: int, page_id: int, terms: str) -> None:
+        self._do(self.store.put_page_terms, sid, page_id, terms)
+
+    def delete_page_terms(self, sid: int, page_id: int) -> None:
+        self._do(self.store.delete_page_terms, sid, page_id)
+
 
 class SessionWriter:
     """A session's state, and the one path that changes it (callers hold the memory's lock).
@@ -226,6 +234,14 @@ class SessionWriter:
         if vision is None or vision.config != self.config.encoder:
             vision = Vision(self.config.encoder)
         self.vision = vision  # kept across reloads while its settings hold: the encoder loads once
+        gate: FidelityGate | None = getattr(self, "gate", None)
+        reader, least = self.config.gate_reader, self.config.gate_min_accuracy
+        if reader is None:
+            gate = None
+        elif gate is None or (gate.reader_name, gate.min_accuracy) != (reader, least):
+            gate = FidelityGate(reader, least)
+        self.gate = gate  # kept across reloads like the encoder: its reader loads once, its verdicts hold
+        self.held: set[int] = set()  # pages the gate holds above the rung their age asks
         self.turns = [TurnRecord.from_row(t) for t in self.store.turns(self.sid)]
         self.calls = {c.id: c.name for rec in self.turns for c in rec.tool_calls}
         self._history: dict[str, int] = {}  # every turn's tokens per encoding, counted once then kept
@@ -247,6 +263,7 @@ class SessionWriter:
         self._pending_exact: Exact | None = None
         self._found: dict[int, list[Span]] = {}  # spans of the newest paged turns' text, by turn id
         self._piece_costs: dict[TurnSpan, dict[str, int]] = {}  # the open page's pieces' text costs
+        self._readings: dict[int, dict[str, ReadRow]] | None = None  # read from the store when first asked
         self.tally = assembly.Tally()  # the sealed pages' share of the context cost, kept as running sums
         for page in self.pages:
             self._account(page, 1)
@@ -435,6 +452,7 @@ class SessionWriter:
         )
         page.pinned, self.open_pin = self.open_pin, None  # a pin on the open page holds once it is sealed
         self.images.insert(page, rendered.image)
+        self._out.put_page_terms(self.sid, pid, " ".join(terms(self.page_text(rendered.spans) or "")))
         self.pages.append(page)
         if page.pinned is not None:
             self.pinned.add(pid)
@@ -519,9 +537,39 @@ class SessionWriter:
         for page, rung in zip(live, assignment.rungs, strict=True):
             rung = self.profile.clamp(rung)
             if rank(rung) > rank(page.rung):
+                allowed = self._gated(page, rung)
+                if allowed is not rung:
+                    self.held.add(page.page_id)
+                    if allowed is page.rung:
+                        continue
+                    rung = allowed
+                else:
+                    self.held.discard(page.page_id)
                 demoted.append(page.page_id)
             self._set_rung(page, rung)
         return demoted
+
+    def _gated(self, page: Page, rung: Rung) -> Rung:
+        """The lowest rung down to ``rung`` the fidelity gate (if any) lets ``page`` go to (its own when none;
+        forgetting is not gated; see :mod:`optical_memory.gate`)."""
+        if self.gate is None or rung is Rung.FORGOTTEN:
+            return rung
+        steps = [r for r, _ in self.profile.rungs if rank(page.rung) < rank(r) <= rank(rung)]
+        return next((r for r in reversed(steps) if self._gate_allows(page, r)), page.rung)
+
+    def _gate_allows(self, page: Page, rung: Rung) -> bool:
+        assert self.gate is not None
+        shape = self.profile.shape(rung)
+
+        def image() -> Image.Image:
+            return downsample(self.images.get(page, page.rung), shape.width, shape.height)
+
+        def reference() -> tuple[str | None, str | None, tuple[str, ...]]:
+            text = self.page_text(page.spans)
+            bag = None if text else self.store.page_terms(self.sid, [page.page_id]).get(page.page_id)
+            return text, bag, tuple(span for _, span, _ in page.exact)
+
+        return self.gate.allows(page.page_id, rung, image, reference)
 
     def _set_rung(self, page: Page, rung: Rung) -> None:
         """Store a page at another rung: downsample in place, re-render from kept text, or forget."""
@@ -529,7 +577,9 @@ class SessionWriter:
         if rung is page.rung:
             return
         sharper = rung is not Rung.FORGOTTEN and rank(rung) < rank(page.rung)
-        self.images.store_at(page, rung, self._rerender(page) if sharper else None)
+        self.images.store_at(page, rung, self.rerender(page) if sharper else None)
+        if self._readings is not None:  # the store dropped them with the image
+            self._readings.pop(page.page_id, None)
         # the spans follow the page: found again from its kept text when it is made sharper, else trimmed
         exact = self._exact(page.spans, rung) if sharper else trim(page.exact, self._exact_chars(rung))
         if exact != page.exact:
@@ -538,6 +588,7 @@ class SessionWriter:
         page.rung = rung
         page.set_exact(exact)
         if rung is Rung.FORGOTTEN:
+            self._out.delete_page_terms(self.sid, page.page_id)
             self.forgotten.add(page.page_id)
         else:
             self.forgotten.discard(page.page_id)
@@ -555,7 +606,7 @@ class SessionWriter:
             page.tallied = (self.cost.page(page.page_id, page.turns, page.rung, page.exact_line), text)
             self.tally.add(*page.tallied)
 
-    def _rerender(self, page: Page) -> Image.Image:
+    def rerender(self, page: Page) -> Image.Image:
         """The page at the top rung again, replayed from kept text with the same packer layout.
 
         Raises:
@@ -576,6 +627,30 @@ class SessionWriter:
     def text_kept(self, spans: tuple[TurnSpan, ...]) -> bool:
         """Whether the text of every turn these spans cut from is still kept."""
         return all(self.turns[s.turn].content is not None for s in spans)
+
+    def page_text(self, spans: Sequence[TurnSpan]) -> str | None:
+        """The text of a page's turn pieces, or None when a turn's text was dropped."""
+        if not self.text_kept(tuple(spans)):
+            return None
+        return "\n\n".join((self.turns[s.turn].content or "")[s.start : s.end] for s in spans)
+
+    def readings(self) -> dict[int, dict[str, ReadRow]]:
+        """The cached readings of the pages, by page id then reader (read from the store once per load)."""
+        if self._readings is None:
+            self._readings = {}
+            for row in self.store.page_reads(self.sid):
+                self._readings.setdefault(row.page_id, {})[row.reader] = row
+        return self._readings
+
+    def cache_reading(self, row: ReadRow) -> None:
+        """Keep a page's reading (the store keeps it only while the page is stored at the rung it was read
+        at). It does not change the session's version: another memory sees it after its next reload."""
+        if row.page_id >= len(self.pages):  # the open page (it has no stored image), or gone meanwhile
+            return
+        with self.store.transaction():
+            self.store.put_page_read(self.sid, row)
+        if self.pages[row.page_id].rung.value == row.rung:
+            self.readings().setdefault(row.page_id, {})[row.reader] = row
 
     def pending(self) -> RenderedPage | None:
         """The open page rendered (once per open page), or None when there is none."""

@@ -10,6 +10,12 @@ tokens, compression and seconds per page. The curve always names its reader.
 with P's render profile, takes them down every rung, applies P's own resize, reads them back and reports
 character accuracy and exact needles per rung (see :mod:`optical_memory.recall.legibility`);
 ``--write-profile`` saves a calibrated profile a memory can load (``profile="FILE"``).
+
+``optical-memory bench needles INPUT [--needles 20] [--seed 0] [--limit-turns N] [--provider P ...]
+[--reader NAME | --no-read] [--out runs.json] [--plot runs.png]`` plants exact values in the conversation,
+replays it with each provider's defaults and reports per needle age and rung whether each is in the context
+exactly, read from its page image by the reader, and found by search in the top 3, against plain truncation
+at the same number of tokens (see :mod:`optical_memory.recall.needles`).
 """
 
 from __future__ import annotations
@@ -20,8 +26,18 @@ from pathlib import Path
 from typing import Any
 
 from optical_memory.cli.recall import add_reader_arguments, reader_from_args
+from optical_memory.errors import InputError
 
-__all__ = ["format_curve", "format_legibility", "register", "run", "run_forgetting", "run_legibility"]
+__all__ = [
+    "format_curve",
+    "format_legibility",
+    "format_needles",
+    "register",
+    "run",
+    "run_forgetting",
+    "run_legibility",
+    "run_needles",
+]
 
 
 def register(subparsers: Any) -> None:
@@ -58,6 +74,28 @@ def register(subparsers: Any) -> None:
     )
     add_reader_arguments(legibility, default="rapidocr")
     legibility.set_defaults(run=run_legibility)
+    needles = benches.add_parser(
+        "needles",
+        help="plant exact values in a conversation, replay it, report what the context, search and OCR keep",
+        description="Plant needles (ids, numbers with units, URLs, hashes, code names) in INPUT, replay it with "
+        "each provider's defaults, and report per needle age and rung whether each is in the context exactly, "
+        "read from its page by --reader, and found by search in the top 3, against truncation at equal tokens.",
+    )
+    needles.add_argument("input", type=Path, help="conversation file (JSON, JSONL or ShareGPT)")
+    needles.add_argument("--needles", type=int, default=20, help="needles to plant (1-20, default 20)")
+    needles.add_argument("--seed", type=int, default=0, help="where and what to plant (default 0)")
+    needles.add_argument("--limit-turns", type=int, help="replay only the first N turns of INPUT")
+    needles.add_argument(
+        "--provider",
+        action="append",
+        metavar="NAME",
+        help=f"a provider to replay with (repeatable; default {', '.join(NEEDLE_PROVIDERS)})",
+    )
+    needles.add_argument("--no-read", action="store_true", help="do not read needle pages with the reader")
+    needles.add_argument("--out", type=Path, help="write the runs as JSON here")
+    needles.add_argument("--plot", type=Path, help="draw the runs as a PNG here")
+    add_reader_arguments(needles, default="rapidocr")
+    needles.set_defaults(run=run_needles)
     parser.set_defaults(run=run, bench_help=parser.format_help)
 
 
@@ -147,4 +185,78 @@ def run_legibility(args: argparse.Namespace) -> int:
     if args.out is not None:
         write_json(args.out, report.to_dict())
         print(f"wrote {args.out}", file=sys.stderr)
+    return 0
+
+
+NEEDLE_PROVIDERS = ("deepseek-ocr", "openai:gpt-4o", "anthropic:claude-sonnet-4-5")
+"""The providers ``bench needles`` replays with by default."""
+
+
+def format_needles(run: Any) -> str:
+    """One needle run as a plain-text table: totals, then per age bucket and per rung."""
+    from optical_memory.recall.needles import age_bucket
+
+    s = run.summary()
+    read = f"{s['read_by_reader']}/{s['read_tried']} read by {run.reader}" if run.reader else "not read"
+    lines = [
+        f"{run.provider}: {run.turns} turns, context {run.context_tokens:,} tokens for {run.history_tokens:,} "
+        f"of history; truncation at the same tokens keeps the last {run.truncation_turns} turns",
+        f"  in context {s['in_context']}/{s['needles']} (exact on shown pages {s['exact_on_shown_pages']}/"
+        f"{s['on_shown_pages']}), truncation {s['truncation']}/{s['needles']} (spending the whole budget "
+        f"{_budget(run.budget)}: {s['truncation_at_budget']}), search top 3 "
+        f"{s['found_top3']}/{s['paged']}, {read}",
+        f"  {'group':<16} {'n':>3} {'context':>8} {'read':>6} {'search':>7} {'trunc':>6}",
+    ]
+    groups: dict[str, list[Any]] = {}
+    for r in sorted(run.results, key=lambda r: r.age):
+        groups.setdefault(f"age {age_bucket(r.age)}", []).append(r)
+    for r in run.results:
+        groups.setdefault(f"rung {r.rung or r.where}", []).append(r)
+
+    def count(rows: list[Any], attr: str) -> str:
+        known = [getattr(r, attr) for r in rows if getattr(r, attr) is not None]
+        return f"{sum(known)}/{len(known)}" if known else "-"
+
+    for name, rows in groups.items():
+        lines.append(
+            f"  {name:<16} {len(rows):>3} {count(rows, 'in_context'):>8} {count(rows, 'read'):>6} "
+            f"{count(rows, 'found'):>7} {count(rows, 'truncation'):>6}"
+        )
+    return "\n".join(lines)
+
+
+def _budget(budget: int | None) -> str:
+    return "unbounded" if budget is None else f"{budget:,}"
+
+
+def run_needles(args: argparse.Namespace) -> int:
+    """Plant needles, replay per provider, print the tables; write JSON and a plot when asked."""
+    from optical_memory.cli.files import save_image, write_json
+    from optical_memory.conversation import load_conversation
+    from optical_memory.recall.needles import measure, plant
+
+    turns = load_conversation(args.input)
+    if args.limit_turns is not None:
+        turns = turns[: args.limit_turns]
+    try:
+        planted, needles = plant(turns, args.needles, seed=args.seed)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    reader = None if args.no_read else reader_from_args(args)
+    runs = []
+    for provider in args.provider or NEEDLE_PROVIDERS:
+        run = measure(
+            planted, needles, provider, reader=reader, progress=lambda note: print(note, file=sys.stderr)
+        )
+        print(format_needles(run))
+        runs.append(run)
+    if args.out is not None:
+        body = {"input": str(args.input), "seed": args.seed, "runs": [r.to_dict() for r in runs]}
+        write_json(args.out, body)
+        print(f"wrote {args.out}", file=sys.stderr)
+    if args.plot is not None:
+        from optical_memory.recall.needle_plot import draw_needles
+
+        save_image(args.plot, draw_needles(runs))
+        print(f"wrote {args.plot}", file=sys.stderr)
     return 0

@@ -38,6 +38,8 @@ Tools:
   command); a tool argument never chooses the reader. With ``as_image=True``: the page image (PNG) at
   its rung.
 - ``pin_page(page_id, rung=None)``: holds a page at a rung (its current one when None).
+- ``search_memory(query, k=5)``: the best matching pages (:meth:`OpticalMemory.search`): id, score, rung,
+  matching exact values and line.
 
 Errors: a tool call the memory refuses (an unknown page, a tool result answering a call id the session
 never made, tool-call arguments that are not JSON, an unknown rung or provider, a budget too small) comes
@@ -81,6 +83,7 @@ from mcp.types import CallToolResult, ImageContent, TextContent, ToolAnnotations
 if TYPE_CHECKING:
     from optical_memory.context import AddResult, Context, PageInfo
     from optical_memory.recall.base import RecallBackend
+    from optical_memory.recall.search import SearchHit
 
 __all__ = [
     "AddTurnResult",
@@ -102,7 +105,7 @@ INSTRUCTIONS = (
     "Optical memory of one conversation. Add each turn with add_turn (tool calls with their ids, tool "
     "results with tool_call_id); get_context returns the conversation to send to the model: recent turns "
     "as text, older turns as page images that fade as they age, within a token budget. list_pages, "
-    "recall_page and pin_page inspect, read back and hold pages."
+    "recall_page and pin_page inspect, read back and hold pages; search_memory finds them by their words."
 )
 
 
@@ -215,6 +218,23 @@ class RecalledPage(BaseModel):
     seconds: float | None = None
     width: int | None = None
     height: int | None = None
+
+
+class SearchHitOut(BaseModel):
+    """A page ``search_memory`` found."""
+
+    page_id: int
+    score: float
+    rung: str
+    spans: list[str] = Field(description="Its exact values matching the query (all of them with no line).")
+    snippet: str | None = Field(description="Its line sharing the most words with the query, if any.")
+    source: str | None = Field(description="Where the line came from: text, or ocr:<reader>.")
+
+
+class SearchResult(BaseModel):
+    """``search_memory``: the best pages first."""
+
+    hits: list[SearchHitOut]
 
 
 # --- the server --------------------------------------------------------------------------------------
@@ -385,6 +405,17 @@ def _register(server: MCPServer, memory: OpticalMemory, reader: str | RecallBack
             memory.pin(page_id, rung)
             return page_summary(_info(memory, page_id))
 
+    @server.tool(title="Search the pages", annotations=ToolAnnotations(read_only_hint=True))
+    def search_memory(
+        query: Annotated[str, Field(description="Words, ids, numbers or names to look for.")],
+        k: Annotated[int, Field(ge=1, le=20, description="How many pages to return.")] = 5,
+    ) -> SearchResult:
+        """The pages that best match the query (BM25 over what the memory holds of each), best first, with
+        their matching exact values and line."""
+        with _tool_errors():
+            hits = memory.search(query, k)
+        return SearchResult(hits=[SearchHitOut(**_hit(h)) for h in hits])
+
 
 @contextmanager
 def _tool_errors() -> Iterator[None]:
@@ -409,6 +440,17 @@ def _info(memory: OpticalMemory, page_id: int) -> PageInfo:
         if info.page_id == page_id:
             return info
     raise PageNotFoundError(f"no page {page_id!r} in session {memory.session!r}")
+
+
+def _hit(hit: SearchHit) -> dict[str, Any]:
+    return {
+        "page_id": hit.page_id,
+        "score": hit.score,
+        "rung": hit.rung.value,
+        "spans": list(hit.spans),
+        "snippet": hit.snippet,
+        "source": hit.source,
+    }
 
 
 def page_summary(info: PageInfo) -> PageSummary:

@@ -2,15 +2,15 @@
 
 :func:`recall_page` is what ``OpticalMemory.recall(page_id, *, reader=None)`` calls. The default reader is
 ``exact`` when the page's text was kept (``keep_text=True``), else ``rapidocr`` when the ``ocr`` extra is
-installed, else a :class:`~optical_memory.errors.MissingDependencyError` naming that extra. Readers built
-from a name without settings are cached, so a second recall does not reload OCR models or a checkpoint.
+installed, else a :class:`~optical_memory.errors.MissingDependencyError` naming that extra. Readers are not
+cached process-wide: each memory keeps the ones it built (``readers=``), or the caller passes one.
 """
 
 from __future__ import annotations
 
-import functools
 import importlib.util
 import logging
+from collections.abc import MutableMapping
 from typing import Any, Protocol
 
 from PIL import Image
@@ -20,7 +20,7 @@ from optical_memory.ladder import Rung
 from optical_memory.recall.base import Reading, RecallBackend, get_reader
 from optical_memory.recall.exact import ExactReader
 
-__all__ = ["default_reader_name", "recall_page"]
+__all__ = ["built_reader", "default_reader_name", "reader_name", "recall_page"]
 
 logger = logging.getLogger(__name__)
 
@@ -55,12 +55,13 @@ def default_reader_name(*, text_kept: bool) -> str:
     raise MissingDependencyError("rapidocr", "ocr", "recalling a page whose text was not kept")
 
 
-@functools.lru_cache(maxsize=4)
-def _shared_reader(name: str) -> RecallBackend:
-    return get_reader(name)
-
-
-def recall_page(memory: _Memory, page_id: int, reader: str | RecallBackend | None = None) -> Reading:
+def recall_page(
+    memory: _Memory,
+    page_id: int,
+    reader: str | RecallBackend | None = None,
+    *,
+    readers: MutableMapping[str, RecallBackend] | None = None,
+) -> Reading:
     """Read page ``page_id`` of ``memory`` back as text.
 
     Args:
@@ -68,6 +69,8 @@ def recall_page(memory: _Memory, page_id: int, reader: str | RecallBackend | Non
         page_id: The page to read.
         reader: A reader name (``exact``, ``rapidocr``, ``tesseract``, ``endpoint``, ``deepseek``), a reader
             instance, or None for the default (see the module docstring).
+        readers: Readers already built, by name: one named here is used, one built is added (a memory
+            keeps its own, so a second recall does not load OCR models or a checkpoint again).
 
     Returns:
         The :class:`Reading`, which names the reader and the rung the page was read at.
@@ -81,11 +84,9 @@ def recall_page(memory: _Memory, page_id: int, reader: str | RecallBackend | Non
     info = next((p for p in memory.pages() if p.page_id == page_id), None)
     if info is None:
         raise PageNotFoundError(f"no page {page_id!r} in this memory")
-    if reader is None or isinstance(reader, str):
-        name = reader.strip().lower() if reader else default_reader_name(text_kept=info.text_kept)
-        backend: RecallBackend = ExactReader(memory) if name == "exact" else _shared_reader(name)
-    else:
-        backend = reader
+    if reader is None:
+        reader = default_reader_name(text_kept=info.text_kept)
+    backend = ExactReader(memory) if reader_name(reader) == "exact" else built_reader(reader, readers)
     if backend.name == "exact":
         rung = None if info.rung is Rung.FORGOTTEN else info.rung
         return backend.read(None, rung=rung, page=page_id)  # type: ignore[arg-type]
@@ -95,3 +96,28 @@ def recall_page(memory: _Memory, page_id: int, reader: str | RecallBackend | Non
     image = memory.page_image(page_id)
     logger.debug("recalling page %d at %s with %s", page_id, info.rung, backend.name)
     return backend.read(image, rung=info.rung, page=page_id)
+
+
+def reader_name(reader: str | RecallBackend) -> str:
+    """The name of a reader, given by name or as an object."""
+    return reader.strip().lower() if isinstance(reader, str) else reader.name
+
+
+def built_reader(
+    reader: str | RecallBackend, readers: MutableMapping[str, RecallBackend] | None = None
+) -> RecallBackend:
+    """The reader object ``reader`` names (``exact`` aside), taken from or added to ``readers``.
+
+    Raises:
+        ConfigError: For an unknown reader name.
+        MissingDependencyError: If the reader needs an extra that is not installed.
+    """
+    if not isinstance(reader, str):
+        return reader
+    name = reader_name(reader)
+    backend = None if readers is None else readers.get(name)
+    if backend is None:
+        backend = get_reader(name)
+        if readers is not None:
+            readers[name] = backend
+    return backend

@@ -6,7 +6,6 @@ import sys
 import optical_memory
 
 PUBLIC = {
-    "RECALL_TOOL",
     "AddResult",
     "CheckpointError",
     "ConfigError",
@@ -15,6 +14,7 @@ PUBLIC = {
     "EncoderConfig",
     "InputError",
     "MemoryConfig",
+    "MemoryTools",
     "MissingDependencyError",
     "OpticalMemory",
     "OpticalMemoryError",
@@ -26,7 +26,9 @@ PUBLIC = {
     "RecallError",
     "RenderedPage",
     "Rung",
+    "SearchHit",
     "StoreError",
+    "ToolResult",
     "Turn",
     "TurnImage",
     "TurnSpan",
@@ -34,7 +36,6 @@ PUBLIC = {
     "__version__",
     "contact_sheet",
     "get_provider",
-    "handle_tool_call",
     "load_conversation",
 }
 

@@ -40,6 +40,7 @@ def _chat(name: str) -> str:
         ),
         ("number", "costs $1,299.00 or €25; 45% off; 1 in 5 ask; echo $1", ["$1,299.00", "€25", "45%"]),
         ("number", "买了10个苹果，花了300元，用时2小时", ["10个", "300元", "2小时"]),
+        ("number", "load at 209.3 req/s, copies at 40 MB/s, 5 tok/s", ["209.3 req/s", "40 MB/s", "5 tok/s"]),
         ("url", "see (https://www.w3.org/TR/trace-context/).", ["https://www.w3.org/TR/trace-context/"]),
         ("email", "mail sloria1@gmail.com or git@github.com:repo", ["sloria1@gmail.com", "git@github.com"]),
         (

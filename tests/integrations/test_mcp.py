@@ -35,7 +35,7 @@ from tests.memory.test_tool_turns import agent_session
 ROOT = Path(__file__).resolve().parents[2]
 PROVIDER = "openai:gpt-4o"
 CONFIG = {"provider": PROVIDER, "recent_turns": 4, "keep_text": True}
-TOOLS = {"add_turn", "get_context", "list_pages", "recall_page", "pin_page"}
+TOOLS = {"add_turn", "get_context", "list_pages", "recall_page", "pin_page", "search_memory"}
 
 
 def turn_args(message: Mapping[str, Any]) -> dict[str, Any]:
@@ -174,6 +174,10 @@ def test_every_tool_over_a_long_agent_conversation(tmp_path: Path) -> None:
         image = png((await call(client, "recall_page", page_id=0, as_image=True)).content[0])
         assert image.size == (pages[0]["width"], pages[0]["height"])
 
+        found = (await call(client, "search_memory", query="files in dir0", k=2)).structured_content
+        assert found["hits"][0]["page_id"] == 0 and found["hits"][0]["source"] == "text"
+        assert "dir0" in found["hits"][0]["snippet"]
+
         pinned = (await call(client, "pin_page", page_id=0, rung="small")).structured_content
         assert pinned is not None and pinned["pinned"] == "small" and pinned["rung"] == "small"
         assert (await call(client, "pin_page", page_id=1)).structured_content["pinned"] == pages[1]["rung"]
@@ -203,6 +207,8 @@ def test_errors_come_back_as_tool_errors_and_change_nothing(tmp_path: Path) -> N
         ("pin_page", {"page_id": 0, "rung": "blurry"}, "unknown rung 'blurry'"),
         ("get_context", {"provider": "acme:model"}, "unknown provider 'acme:model'"),
         ("get_context", {"budget": 10}, "smaller than the recent text"),
+        ("search_memory", {"query": "!!"}, "words or numbers"),
+        ("search_memory", {"query": "dir0", "k": 0}, "greater than or equal to 1"),
     ]
 
     async def body(client: mcp.Client) -> None:
@@ -359,7 +365,7 @@ def test_example_06_runs(tmp_path: Path) -> None:
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    assert "tools: add_turn, get_context, list_pages, recall_page, pin_page" in done.stdout
+    assert "tools: add_turn, get_context, list_pages, recall_page, pin_page, search_memory" in done.stdout
     assert "page images (image/png)" in done.stdout and "(budget 3,000)" in done.stdout
     assert "recall_page 0: Step 0: list the files in dir0" in done.stdout
     assert "recall_page 999: error: Error executing tool recall_page: no page 999" in done.stdout

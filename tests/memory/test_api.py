@@ -17,6 +17,7 @@ def test_memory_methods():
         "add",
         "apages",
         "arecall",
+        "asearch",
         "clear",
         "close",
         "config",
@@ -32,9 +33,12 @@ def test_memory_methods():
         "pop",
         "profile",
         "prune",
+        "read_pages",
         "recall",
+        "search",
         "session",
         "sync",
+        "tools",
         "unpin",
     ]
     assert str(inspect.signature(OpticalMemory.add)) == (
@@ -69,6 +73,7 @@ def test_value_type_fields():
         "carried_text_tokens",
         "pages_as_text",
         "budget",
+        "held_by_gate",
     ]
     assert names(Context) == [
         "messages", "system", "usage", "format", "provider", "items", "embeddings", "image_ratio",

@@ -1,13 +1,11 @@
-"""The reader table, recall_page on a memory, the exact reader and the recall tool."""
+"""The reader table, recall_page on a memory, and the exact reader."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from collections.abc import Iterator
 
-import pydantic
 import pytest
 from PIL import Image
 
@@ -16,12 +14,10 @@ from optical_memory.ladder import Rung
 from optical_memory.memory import OpticalMemory
 from optical_memory.recall import (
     READERS,
-    RECALL_TOOL,
     Reading,
     RecallBackend,
     default_reader_name,
     get_reader,
-    handle_tool_call,
     recall_page,
 )
 from optical_memory.recall import api as recall_api
@@ -133,39 +129,3 @@ def test_recall_errors() -> None:
         with pytest.raises(RecallError, match=r"forgotten.*reader='exact'"):
             recall_page(memory, first, ConstantReader())
         assert recall_page(memory, first).reader == "exact"  # the kept text outlives the image
-
-
-def test_tool_schema_is_a_valid_openai_tool() -> None:
-    from openai.types.chat import ChatCompletionToolParam
-
-    pydantic.TypeAdapter(ChatCompletionToolParam).validate_python(RECALL_TOOL)
-    params = RECALL_TOOL["function"]["parameters"]
-    assert RECALL_TOOL["function"]["name"] == "recall_page"
-    assert params["required"] == ["page_id"] and params["properties"]["page_id"]["type"] == "integer"
-    assert set(params["properties"]["reader"]["enum"]) == set(READERS)
-
-
-def test_tool_call_returns_the_page_text(kept: OpticalMemory) -> None:
-    page = kept.pages()[1].page_id
-    answer = json.loads(handle_tool_call(kept, json.dumps({"page_id": page})))
-    assert answer["page_id"] == page and answer["reader"] == "exact"
-    assert answer["rung"] == kept.pages()[1].rung.value
-    assert answer["text"] == kept.page_text(page)
-    assert json.loads(handle_tool_call(kept, {"page_id": page, "reader": "exact"}))["text"] == answer["text"]
-
-
-@pytest.mark.parametrize(
-    ("arguments", "message"),
-    [
-        ("{not json", "not valid JSON"),
-        ("[1]", "JSON object"),
-        ('{"page": 1}', "unknown argument"),
-        ('{"page_id": "1"}', "integer"),
-        ('{"page_id": true}', "integer"),
-        ('{"page_id": 0, "reader": "magic"}', "reader must be one of"),
-        ('{"page_id": 999}', "no page 999"),
-    ],
-)
-def test_tool_call_errors_are_returned_not_raised(kept: OpticalMemory, arguments: str, message: str) -> None:
-    answer = json.loads(handle_tool_call(kept, arguments))
-    assert set(answer) == {"error"} and message in answer["error"]

@@ -144,6 +144,10 @@ def test_without_the_rule_the_reader_differs_from_the_loop(
     free = reader.generate_ids(page)
     assert free == _independent_greedy(reader.model, page, NEW_TOKENS, ngram=None)[0]  # plain greedy agrees
     assert free != ruled
+    off = DeepSeekReader(
+        model=reader.model, tokenizer=reader.tokenizer, max_new_tokens=NEW_TOKENS, ngram_size=0
+    )
+    assert off.generate_ids(page) == free  # ngram_size=0 is the documented way to turn the rule off
     assert any(_completes_a_seen_ngram(free[:t], free[t], 3, 12) for t in range(len(free)))  # it repeated
 
 

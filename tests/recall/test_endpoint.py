@@ -6,6 +6,7 @@ import base64
 import io
 import socket
 import sys
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -88,11 +89,24 @@ def test_retries_server_errors_honouring_retry_after(server: _Server) -> None:
     assert [server.header(i, "x-stainless-retry-count") for i in range(3)] == ["0", "1", "2"]
 
 
-def test_gives_up_after_the_retries(server: _Server) -> None:
+def test_a_429_waits_as_long_as_retry_after_says(server: _Server) -> None:
+    # in seconds, and longer than the client's own first backoff (at most 0.5 s)
+    add_reply_headers(server, {"Retry-After": "0.6"})
+    server.replies = [(429, {"error": "slow down"})]
+    start = time.monotonic()
+    reading = EndpointReader(server.url, retries=1, timeout=5).read(_page())
+    assert time.monotonic() - start >= 0.6
+    assert reading.text.endswith("hello from the page") and len(server.requests) == 2
+
+
+@pytest.mark.parametrize("status", [500, 503])
+def test_gives_up_after_the_retries(server: _Server, status: int) -> None:
     add_reply_headers(server, {"Retry-After-Ms": "10"})
-    server.replies = [(503, {"error": "busy"})] * 3
-    with pytest.raises(RecallError, match=r"still answered HTTP 503 after 2 attempt\(s\): .*busy") as info:
-        EndpointReader(server.url, retries=1).read(_page())
+    server.replies = [(status, {"error": "busy"})] * 3
+    with pytest.raises(
+        RecallError, match=rf"still answered HTTP {status} after 2 attempt\(s\): .*busy.*raise retries"
+    ) as info:
+        EndpointReader(server.url, retries=1, timeout=5).read(_page())
     assert server.url in str(info.value) and len(server.requests) == 2
 
 

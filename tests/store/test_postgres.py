@@ -82,7 +82,31 @@ def test_pools_closed_at_shutdown_open_again_on_the_next_open(postgres_url: str)
         assert len(memory) == 2
 
 
-def test_tables_of_version_5_gain_the_span_columns(postgres_url: str) -> None:
+def test_search_terms_and_readings_on_postgres(postgres_url: str) -> None:
+    from tests.memory.test_exact import ORDER, _chat, _planted_page
+    from tests.recall.fakes import ConstantReader
+
+    session = _session()
+    first = OpticalMemory.open(postgres_url, session=session, config={**CONFIG, "keep_text": False})
+    first.extend(_chat(40))
+    page = _planted_page(first)
+    assert first.page_text(page) is None
+    assert (
+        first.search("what was my order at the shop?", 1)[0].page_id == page
+    )  # by the terms stored with the page
+    second = OpticalMemory.open(postgres_url, session=session)
+    assert ORDER in second.search("what was my order at the shop?", 1)[0].spans
+    with first._w.store.transaction():  # as a page stored before version 7: no terms
+        first._w.store.delete_page_terms(first._w.sid, page)
+    first.recall(page, reader=ConstantReader("a parcel tracking note"))
+    third = OpticalMemory.open(postgres_url, session=session)
+    hit = third.search("parcel tracking", 1)[0]
+    assert (hit.page_id, hit.source, hit.snippet) == (page, "ocr:constant", "a parcel tracking note")
+    for memory in (first, second, third):
+        memory.close()
+
+
+def test_tables_of_version_5_gain_the_span_columns_and_the_readings(postgres_url: str) -> None:
     """Last in this module: it takes the module's tables back to version 5, as an older release left them."""
     import psycopg
 
@@ -94,11 +118,13 @@ def test_tables_of_version_5_gain_the_span_columns(postgres_url: str) -> None:
         n_pages = len(memory.pages())
     with psycopg.connect(postgres_url, autocommit=True) as conn:
         conn.execute("ALTER TABLE pages DROP COLUMN exact, DROP COLUMN masked")
+        conn.execute("DROP TABLE page_reads")
         conn.execute("UPDATE optical_memory_schema SET version = 5")
     with OpticalMemory.open(postgres_url, session=session) as memory:
         assert len(memory.pages()) == n_pages and all(p.exact == () for p in memory.pages() if p.sealed)
         memory.add("order ORD-48213 shipped to https://shop.example.com/o/48213", role="user")
         memory.extend(turns(12))
         assert any(("id", "ORD-48213", "user") in p.exact for p in memory.pages())
+        assert memory.search("ORD-48213", 1)  # the readings' table is back
     with psycopg.connect(postgres_url, autocommit=True) as conn:
         assert conn.execute("SELECT version FROM optical_memory_schema").fetchone() == (SCHEMA_VERSION,)

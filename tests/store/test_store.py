@@ -8,7 +8,7 @@ import pytest
 
 from optical_memory import store as store_mod
 from optical_memory.errors import StoreError
-from optical_memory.store import SCHEMA_VERSION, PageRow, Store, TokenRow, TurnRow
+from optical_memory.store import SCHEMA_VERSION, PageRow, ReadRow, Store, TokenRow, TurnRow
 
 
 def _version(path) -> int:
@@ -50,15 +50,20 @@ def test_version_1_file_gains_the_vision_token_table(tmp_path):
     _v1_file(path)
     assert "vision_cache" in _tables(path)
     s = Store(path)
-    assert _version(path) == SCHEMA_VERSION == 6
+    assert _version(path) == SCHEMA_VERSION == 7
     assert "vision_tokens" in _tables(path) and "vision_cache" not in _tables(path)
-    assert "calibration" in _tables(path)
+    assert {"calibration", "page_reads"} <= _tables(path)
     assert s.pages(1)[0].text_cost == {}  # pages from before version 3 have no text cost
     assert (s.pages(1)[0].exact, s.pages(1)[0].masked) == ((), 0)  # nor spans before version 6
     assert s.sessions() == ["old"]  # data kept
     assert s.page_png(1, 0) == b"\x89"
     s.put_vision_tokens(1, "fake:1", [TokenRow(0, "large", (2, 3), "float32", bytes(24))])
     assert s.vision_token_keys(1) == [(0, "large", "fake:1", "float32")]
+    s.put_page_read(1, ReadRow(0, "rapidocr", "large", "read at large"))
+    s.put_page_read(1, ReadRow(0, "tesseract", "small", "the page is not stored at small"))
+    assert s.page_reads(1) == [ReadRow(0, "rapidocr", "large", "read at large")]
+    s.set_page_image(1, 0, "base", b"\x89")  # a new image: its readings go
+    assert s.page_reads(1) == []
     s.close()
 
 
