@@ -16,15 +16,8 @@ from optical_memory.formats import PageItem, TextItem
 from optical_memory.memory import OpticalMemory
 from optical_memory.recall.needle_plot import draw_needles
 from optical_memory.recall.needles import KINDS, measure, plant
+from tests.memory.test_exact import CHAT
 from tests.recall.fakes import ConstantReader
-
-CHAT = (
-    Path(__file__).resolve().parents[2]
-    / "benchmarks"
-    / "data"
-    / "chats"
-    / "en_agent_claude_code_spotter.json"
-)
 
 
 @pytest.fixture(scope="module")
@@ -83,54 +76,24 @@ def test_truncation_keeps_the_newest_turns_that_fit_the_same_tokens(planted: tup
     assert isinstance(image, Image.Image) and image.size[1] == 300
 
 
+def _bench(*args: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "optical_memory", "bench", "needles", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+
+
 def test_the_command_writes_json_and_a_plot(tmp_path: Path) -> None:
     chat = tmp_path / "chat.json"
     chat.write_text(json.dumps([t.to_dict() for t in load_conversation(CHAT)[:80]]), encoding="utf-8")
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "optical_memory",
-            "bench",
-            "needles",
-            str(chat),
-            "--needles",
-            "6",
-            "--provider",
-            "openai:gpt-4o",
-            "--no-read",
-            "--out",
-            str(tmp_path / "n.json"),
-            "--plot",
-            str(tmp_path / "n.png"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+    out, plot = str(tmp_path / "n.json"), str(tmp_path / "n.png")
+    done = _bench(
+        str(chat), "--needles", "6", "--provider", "openai:gpt-4o", "--no-read", "--out", out, "--plot", plot
     )
     assert done.returncode == 0, done.stderr
     assert "openai:gpt-4o: 86 turns" in done.stdout and "search top 3" in done.stdout
     report = json.loads((tmp_path / "n.json").read_text(encoding="utf-8"))
     (run,) = report["runs"]
     assert run["summary"]["needles"] == 6 and len(run["results"]) == 6 and run["reader"] is None
-    with Image.open(tmp_path / "n.png") as plot:
-        assert plot.size == (960, 300)
-    bad = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "optical_memory",
-            "bench",
-            "needles",
-            str(chat),
-            "--needles",
-            "30",
-            "--no-read",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    with Image.open(tmp_path / "n.png") as image:
+        assert image.size == (960, 300)
+    bad = _bench(str(chat), "--needles", "30", "--no-read")
     assert bad.returncode == 2 and "between 1 and 20" in bad.stderr
