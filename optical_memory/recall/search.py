@@ -98,6 +98,14 @@ def index_terms(text: str) -> list[str]:
     return found + pairs(found)
 
 
+def _indexed(source: Source) -> list[str]:
+    """A source's :func:`index_terms` (stored terms are terms already: they are split, not parsed again)."""
+    if source.kind != "terms":
+        return index_terms(source.text)
+    found = source.text.split()
+    return found + pairs(found)
+
+
 def query_terms(query: str) -> list[str]:
     """The distinct terms a query is scored by: its terms less :data:`STOPWORDS` (all of them when that
     leaves none), then their :func:`pairs`."""
@@ -162,7 +170,7 @@ class SearchIndex:
     def put(self, page_id: int, key: Hashable, rung: Rung, sources: Sequence[Source]) -> None:
         """Index (or re-index) a page's document; a page with nothing left to search is dropped."""
         self.drop(page_id)
-        counts = Counter(t for source in sources for t in index_terms(source.text))
+        counts = Counter(t for source in sources for t in _indexed(source))
         if not counts:
             return
         length = sum(counts.values())

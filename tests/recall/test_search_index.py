@@ -40,7 +40,9 @@ def test_queries_leave_out_function_words_and_pair_the_words_left() -> None:
 def test_a_shared_phrase_outranks_its_words_far_apart() -> None:
     index = SearchIndex()
     index.put(0, 0, Rung.BASE, [Source("terms", "the id of the load test is TKT-1")])
-    index.put(1, 1, Rung.BASE, [Source("text", "load the id config; the test runs; load again; test the id again")])
+    index.put(
+        1, 1, Rung.BASE, [Source("text", "load the id config; the test runs; load again; test the id again")]
+    )
     assert [h.page_id for h in index.search("What was the id of the load test?", 2)] == [0, 1]
 
 
@@ -89,3 +91,13 @@ def test_hits_carry_the_matched_spans_and_the_best_line() -> None:
     assert (hit.page_id, hit.rung, hit.spans) == (0, Rung.BASE, ("ORD-48213",))
     assert (hit.snippet, hit.source) == ("your order ORD-48213 shipped", "ocr:rapidocr")
     assert hit.sources == ("exact", "ocr:rapidocr") and hit.score > 0
+
+
+def test_stored_terms_index_as_the_text_they_were_taken_from() -> None:
+    docs = _documents()
+    from_text, from_terms = SearchIndex(), SearchIndex()
+    for i, doc in enumerate(docs):
+        from_text.put(i, i, Rung.LARGE, [Source("text", doc)])
+        from_terms.put(i, i, Rung.LARGE, [Source("terms", " ".join(terms(doc)))])
+    for query in QUERIES:
+        assert from_terms.scores(query) == pytest.approx(from_text.scores(query))
