@@ -10,6 +10,8 @@ The application builds them from a memory and binds the reader; the model only n
         result = tools.handle(call.function.name, call.function.arguments)
         messages.extend(result.openai_messages(call.id))
 
+    # OpenAI Responses: tools=tools.responses, then input.append(result.responses_item(call.call_id))
+
     # Anthropic messages
     response = client.messages.create(model=..., messages=messages, tools=tools.anthropic, ...)
     results = [tools.handle(b.name, b.input).anthropic_block(b.id) for b in response.content if b.type == "tool_use"]
@@ -101,7 +103,7 @@ class ToolResult:
         tool message cannot carry) a user message with the image."""
         out: list[dict[str, Any]] = [{"role": "tool", "tool_call_id": tool_call_id, "content": self.content}]
         if self.image is not None:
-            url = "data:image/png;base64," + base64.b64encode(self.image).decode("ascii")
+            url = _data_url(self.image)
             out.append(
                 {
                     "role": "user",
@@ -112,6 +114,16 @@ class ToolResult:
                 }
             )
         return out
+
+    def responses_item(self, call_id: str) -> dict[str, Any]:
+        """The OpenAI Responses ``function_call_output`` item answering the call (its image inside it)."""
+        output: str | list[dict[str, Any]] = self.content
+        if self.image is not None:
+            output = [
+                {"type": "input_text", "text": self.content},
+                {"type": "input_image", "image_url": _data_url(self.image)},
+            ]
+        return {"type": "function_call_output", "call_id": call_id, "output": output}
 
     def anthropic_block(self, tool_use_id: str) -> dict[str, Any]:
         """The Anthropic ``tool_result`` block answering the call (its image inside it)."""
@@ -159,6 +171,14 @@ class MemoryTools:
         """The tools as OpenAI chat-completions function tools."""
         return [
             {"type": "function", "function": {"name": n, "description": d, "parameters": _schema(a)}}
+            for n, (a, d) in _TOOLS.items()
+        ]
+
+    @property
+    def responses(self) -> list[dict[str, Any]]:
+        """The tools as OpenAI Responses function tools (the OpenAI Agents SDK's model input)."""
+        return [
+            {"type": "function", "name": n, "description": d, "parameters": _schema(a), "strict": False}
             for n, (a, d) in _TOOLS.items()
         ]
 
@@ -234,6 +254,10 @@ class MemoryTools:
         if self._built is None:
             self._built = built_reader(self._reader or "rapidocr")
         return self._built
+
+
+def _data_url(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
 def _schema(args: type[_Args]) -> dict[str, Any]:

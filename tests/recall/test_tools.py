@@ -34,6 +34,7 @@ def _memory(**config: object) -> OpticalMemory:
 def test_schemas_validate_against_the_sdk_types_and_accept_what_the_handler_accepts() -> None:
     from anthropic.types import ToolParam
     from openai.types.chat import ChatCompletionToolParam
+    from openai.types.responses import FunctionToolParam
 
     tools = _memory().tools(reader=ConstantReader())
     assert tools.names == ("search_memory", "recall_page", "expand_page")
@@ -42,6 +43,8 @@ def test_schemas_validate_against_the_sdk_types_and_accept_what_the_handler_acce
         jsonschema.Draft202012Validator.check_schema(tool["function"]["parameters"])
     for tool in tools.anthropic:
         pydantic.TypeAdapter(ToolParam).validate_python(tool, strict=True)
+    for tool in tools.responses:
+        pydantic.TypeAdapter(FunctionToolParam).validate_python(tool, strict=True)
     schemas = {t["name"]: t["input_schema"] for t in tools.anthropic}
     assert all("reader" not in s["properties"] for s in schemas.values())  # the model never chooses it
     for name, good, bad in [
@@ -59,17 +62,26 @@ def test_schemas_validate_against_the_sdk_types_and_accept_what_the_handler_acce
 def test_answers_validate_as_openai_messages_and_anthropic_blocks() -> None:
     from anthropic.types import MessageParam, ToolResultBlockParam
     from openai.types.chat import ChatCompletionMessageParam
+    from openai.types.responses import ResponseInputItemParam
 
     tools = _memory().tools(reader=ConstantReader())
     for name, args in [("search_memory", '{"query": "order"}'), ("expand_page", '{"page_id": 1}')]:
         result = tools.handle(name, args)
         for message in result.openai_messages("call_1"):
             pydantic.TypeAdapter(ChatCompletionMessageParam).validate_python(message, strict=True)
+        pydantic.TypeAdapter(ResponseInputItemParam).validate_python(
+            result.responses_item("fc_1"), strict=True
+        )
         block = result.anthropic_block("toolu_1")
         pydantic.TypeAdapter(ToolResultBlockParam).validate_python(block, strict=True)
         pydantic.TypeAdapter(MessageParam).validate_python({"role": "user", "content": [block]}, strict=True)
-    expanded = tools.handle("expand_page", {"page_id": 1}).openai_messages("call_2")
-    assert [m["role"] for m in expanded] == ["tool", "user"]  # a tool message cannot carry an image
+    expanded = tools.handle("expand_page", {"page_id": 1})
+    assert [m["role"] for m in expanded.openai_messages("call_2")] == [
+        "tool",
+        "user",
+    ]  # no image in a tool message
+    output = expanded.responses_item("fc_2")["output"]
+    assert [p["type"] for p in output] == ["input_text", "input_image"]
 
 
 def test_search_then_recall_gets_the_order_id_back() -> None:
