@@ -83,7 +83,6 @@ from mcp.types import CallToolResult, ImageContent, TextContent, ToolAnnotations
 if TYPE_CHECKING:
     from optical_memory.context import AddResult, Context, PageInfo
     from optical_memory.recall.base import RecallBackend
-    from optical_memory.recall.search import SearchHit
 
 __all__ = [
     "AddTurnResult",
@@ -414,7 +413,7 @@ def _register(server: MCPServer, memory: OpticalMemory, reader: str | RecallBack
         their matching exact values and line."""
         with _tool_errors():
             hits = memory.search(query, k)
-        return SearchResult(hits=[SearchHitOut(**_hit(h)) for h in hits])
+        return SearchResult(hits=[SearchHitOut(**h.to_dict()) for h in hits])
 
 
 @contextmanager
@@ -440,17 +439,6 @@ def _info(memory: OpticalMemory, page_id: int) -> PageInfo:
         if info.page_id == page_id:
             return info
     raise PageNotFoundError(f"no page {page_id!r} in session {memory.session!r}")
-
-
-def _hit(hit: SearchHit) -> dict[str, Any]:
-    return {
-        "page_id": hit.page_id,
-        "score": hit.score,
-        "rung": hit.rung.value,
-        "spans": list(hit.spans),
-        "snippet": hit.snippet,
-        "source": hit.source,
-    }
 
 
 def page_summary(info: PageInfo) -> PageSummary:

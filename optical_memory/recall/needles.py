@@ -212,11 +212,12 @@ def measure(
     for entry in context.items:
         if isinstance(entry, TextItem) and entry.turn is not None:
             text_by_turn[entry.turn] = text_by_turn.get(entry.turn, "") + entry.content
+    pages = memory.pages()
     page_of: dict[int, int] = {}
-    for info in memory.pages():
+    for info in pages:
         for span in info.spans:
             page_of.setdefault(span.turn, info.page_id)
-    forgotten = {p.page_id for p in memory.pages() if p.rung.value == "forgotten"}
+    forgotten = {p.page_id for p in pages if p.rung.value == "forgotten"}
     cost = CostModel(get_provider(provider), memory.profile)
     kept = _truncation_keeps(turns, cost, context.usage.context_tokens)
     limit = context.usage.budget

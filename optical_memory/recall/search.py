@@ -30,7 +30,7 @@ import unicodedata
 from collections import Counter
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from optical_memory.ladder import Rung
 from optical_memory.spans import Exact
@@ -140,6 +140,17 @@ class SearchHit:
     snippet: str | None
     source: str | None
     sources: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The hit as a tool answers with it (JSON-able; ``sources`` left out)."""
+        return {
+            "page_id": self.page_id,
+            "score": self.score,
+            "rung": self.rung.value,
+            "spans": list(self.spans),
+            "snippet": self.snippet,
+            "source": self.source,
+        }
 
 
 @dataclass(slots=True)

@@ -207,18 +207,7 @@ class MemoryTools:
             return _error(name, str(exc))
 
     def _search(self, args: SearchArgs) -> ToolResult:
-        hits = self.memory.search(args.query, args.k)
-        found = [
-            {
-                "page_id": h.page_id,
-                "score": round(h.score, 3),
-                "rung": h.rung.value,
-                "spans": list(h.spans),
-                "snippet": h.snippet,
-                "source": h.source,
-            }
-            for h in hits
-        ]
+        found = [h.to_dict() for h in self.memory.search(args.query, args.k)]
         return _ok("search_memory", {"query": args.query, "hits": found})
 
     def _recall(self, page_id: int) -> ToolResult:
